@@ -1,0 +1,36 @@
+# Each target sets up .venv on first use, so a fresh machine needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test bench lint crashtest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,cli]'
+	touch $(STAMP)
+
+$(VENV)/.peers: $(STAMP)
+	-$(BIN)/pip install --quiet -e '.[peers]'
+	touch $(VENV)/.peers
+
+## make test: lint, type-check and run the whole test suite
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy engine store_api
+	$(BIN)/pytest
+
+## make bench: seglog against the stores a Python user would otherwise pick
+bench: $(VENV)/.peers
+	$(BIN)/seglog bench $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy engine store_api
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
