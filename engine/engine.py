@@ -1,0 +1,580 @@
+"""The engine facade: open and recover, put/get/delete/scan, batches, sync, stats, close.
+
+Writers take one lock (the segment writer's); readers take none for ``get``
+and hold it only to snapshot a ``scan``. With ``sync="always"`` writers release
+the lock before they wait for their fsync, so concurrent writers share one
+fsync (group commit). docs/DURABILITY.md says what each sync mode promises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Final
+
+from crc32c import crc32c
+
+from engine.batch import Batch
+from engine.errors import StorageError
+from engine.expiry import ExpiryTable
+from engine.format import (
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    NO_EXPIRY,
+    RecordType,
+    decode_value,
+    encode_record,
+    pack_body,
+    pack_crc,
+    unpack_crc,
+)
+from engine.fs import FileSystem, Lock, Mapping, OSFileSystem
+from engine.index import OFFSET_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, KeyIndex
+from engine.options import (
+    DEFAULT_MAX_KEY_SIZE,
+    DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_SEGMENT_SIZE,
+    EngineOptions,
+    SyncMode,
+)
+from engine.recovery import BATCH_COUNT, RecoveryMode, RecoveryReport, recover
+from engine.segment import list_segments, segment_name
+from engine.writer import SegmentWriter
+
+log = logging.getLogger("seglog.engine")
+
+LOCK_FILE: Final = "LOCK"
+
+_PUT: Final = int(RecordType.PUT)
+_DELETE: Final = int(RecordType.DELETE)
+_BATCH_PUT: Final = int(RecordType.BATCH_PUT)
+_BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
+_BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
+_pack_body: Final = pack_body
+_pack_crc: Final = pack_crc
+_unpack_crc: Final = unpack_crc
+
+#: A queued batch operation: key, value (None for a delete), absolute expiry.
+BatchOp = tuple[bytes, bytes | None, float]
+
+
+def as_bytes(value: object, what: str) -> bytes:
+    """Bytes-like to bytes (a copy, so later mutation by the caller cannot reach the store)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
+
+
+class Engine:
+    """An open store directory. Create it with ``Engine.open``; safe to share between threads."""
+
+    def __init__(self, directory: str, fs: FileSystem, lock: Lock, options: EngineOptions) -> None:
+        self.path = directory
+        self.options = options
+        self._owner_lock: Lock | None = lock
+        self._clock = options.clock
+        self._max_key_size = options.max_key_size
+        self._max_value_size = options.max_value_size
+        self._always = options.sync == "always"
+        self._writer = SegmentWriter(fs, directory, segment_size=options.segment_size)
+        self._acquire = self._writer.lock.acquire
+        self._release = self._writer.lock.release
+        self._maps = self._writer.maps
+        self._index = KeyIndex()
+        self._locations = self._index.locations
+        self._expiries = ExpiryTable()
+        self._expiry_times = self._expiries.times
+        self._dead: dict[int, int] = {}
+        self._seq = self._seq_at_open = 0
+        self._recovery = RecoveryReport()
+        self._stop_syncing = threading.Event()
+        self._syncer: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        sync: SyncMode = "periodic",
+        sync_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        max_key_size: int = DEFAULT_MAX_KEY_SIZE,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        recovery: RecoveryMode = "tolerate_corrupted_tail",
+        fs: FileSystem | None = None,
+    ) -> Engine:
+        """Open (creating if needed) the store in directory ``path`` and recover it.
+
+        Raises LockedError if another process or handle owns the directory, and
+        CorruptionError if it finds more damage than ``recovery`` accepts.
+        """
+        options = EngineOptions(
+            sync=sync,
+            sync_interval=sync_interval,
+            clock=clock,
+            segment_size=segment_size,
+            max_key_size=max_key_size,
+            max_value_size=max_value_size,
+            recovery=recovery,
+        )
+        directory = os.fspath(path)
+        filesystem: FileSystem = fs if fs is not None else OSFileSystem()
+        filesystem.makedirs(directory)
+        lock = filesystem.lock(os.path.join(directory, LOCK_FILE))
+        engine = cls(directory, filesystem, lock, options)
+        try:
+            engine._recover()
+        except BaseException:
+            engine._writer.release()
+            lock.release()
+            raise
+        if sync == "periodic":
+            engine._syncer = threading.Thread(
+                target=engine._sync_periodically, name=f"seglog-sync {directory}", daemon=True
+            )
+            engine._syncer.start()
+        return engine
+
+    def _recover(self) -> None:
+        """Rebuild the index from disk and reopen the newest segment for appending."""
+        started = time.perf_counter()
+        writer = self._writer
+        ids = list_segments(writer.fs, self.path)
+        state = recover(writer.fs, self.path, ids, mode=self.options.recovery, now=self._clock())
+        self._index = state.index
+        self._locations = state.index.locations
+        self._expiries = ExpiryTable(state.expiry)
+        self._expiry_times = self._expiries.times
+        self._dead = state.dead_bytes
+        self._seq = self._seq_at_open = state.max_seq
+        self._recovery = state.report
+        ids = sorted(state.segment_sizes)
+        for segment_id in ids:
+            if state.segment_sizes[segment_id] >= FILE_HEADER_SIZE:
+                writer.open_sealed(segment_id, state.segment_sizes[segment_id])
+        newest = ids[-1] if ids else 0
+        newest_size = state.segment_sizes.get(newest, 0)
+        if ids and FILE_HEADER_SIZE <= newest_size < self.options.segment_size:
+            writer.resume(newest)
+        else:
+            writer.start(newest + 1 if newest_size >= FILE_HEADER_SIZE else max(newest, 1))
+        log.info(
+            "opened %s: %d keys, %d records in %d segments, in %.3fs",
+            self.path,
+            len(self._index),
+            state.report.records,
+            len(ids),
+            time.perf_counter() - started,
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def put(
+        self,
+        key: bytes,
+        value: bytes,
+        *,
+        ttl: float | None = None,
+        expires_at: float | None = None,
+    ) -> None:
+        """Store ``value`` under ``key``, replacing any earlier value and expiry.
+
+        ``ttl`` (seconds from now) or ``expires_at`` (absolute, on the engine's
+        clock) make the record expire; ``ttl`` wins if both are given. One that
+        has already passed makes the key invisible at once, like a delete.
+        """
+        if (
+            type(key) is not bytes
+            or type(value) is not bytes
+            or not key
+            or len(key) > self._max_key_size
+            or len(value) > self._max_value_size
+        ):
+            key, value = self._checked(key, value)
+        if ttl is None and expires_at is None:
+            expires = NO_EXPIRY
+        else:
+            expires = self._expiry_of(ttl, expires_at)
+        writer = self._writer
+        # acquire/release rather than ``with``: measurably cheaper on this hot path.
+        self._acquire()
+        try:
+            seq = self._seq = self._seq + 1
+            body = _pack_body(_PUT, seq, expires, len(key), len(value)) + key + value
+            record = _pack_crc(crc32c(body)) + body
+            size = len(record)
+            tail = writer.tail
+            if tail + size <= writer.limit:
+                # The writer's common case, inlined: one store into the mapped segment.
+                writer.map[tail : tail + size] = record  # type: ignore[index]
+                writer.tail = tail + size
+                location = (writer.base | tail) << SIZE_BITS | size
+            else:
+                location = writer.append(record) << SIZE_BITS | size
+            if expires == NO_EXPIRY:
+                locations = self._locations
+                old = locations.get(key)
+                locations[key] = location
+                if old is None:
+                    self._index.added(key)
+                else:
+                    dead = self._dead
+                    segment_id = old >> SEGMENT_SHIFT
+                    dead[segment_id] = dead.get(segment_id, 0) + (old & SIZE_MASK)
+                    if self._expiry_times:
+                        self._expiries.discard(key)
+            else:
+                self._index_expiring(key, location, expires)
+            durable = (writer.base | writer.tail) if self._always else 0
+        finally:
+            self._release()
+        if durable:
+            writer.make_durable(durable)
+
+    def _index_expiring(self, key: bytes, location: int, expires: float) -> None:
+        """Index a put that carries an expiry (lock held); a past one acts as a delete."""
+        if expires > self._clock():
+            self._mark_dead(self._index.put(key, location))
+            self._expiries.set(key, expires)
+        else:
+            self._mark_dead(self._forget(key))
+            self._mark_dead(location)
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key``; removing a missing key is not an error and writes nothing."""
+        key = self._check_key(key)
+        writer = self._writer
+        with writer.lock:
+            if writer.error is not None:
+                raise writer.error
+            if key not in self._locations:
+                return
+            self._seq += 1
+            record = encode_record(_DELETE, self._seq, NO_EXPIRY, key)
+            self._mark_dead(writer.append(record) << SIZE_BITS | len(record))
+            self._mark_dead(self._forget(key))
+            durable = writer.pos if self._always else 0
+        if durable:
+            writer.make_durable(durable)
+
+    def batch(self) -> Batch:
+        """Puts and deletes applied all or nothing, in order: ``with db.batch() as b: ...``."""
+        return Batch(self)
+
+    def _commit_batch(self, ops: list[BatchOp]) -> None:
+        """Write a batch as one append ending in a commit marker, then index it."""
+        if not ops:
+            return
+        writer = self._writer
+        with writer.lock:
+            if writer.error is not None:
+                raise writer.error
+            records = []
+            for key, value, expires in ops:
+                self._seq += 1
+                if value is None:
+                    records.append(encode_record(_BATCH_DELETE, self._seq, NO_EXPIRY, key))
+                else:
+                    records.append(encode_record(_BATCH_PUT, self._seq, expires, key, value))
+            self._seq += 1
+            count = BATCH_COUNT.pack(len(ops))
+            records.append(encode_record(_BATCH_COMMIT, self._seq, NO_EXPIRY, b"", count))
+            pos = writer.append(b"".join(records))
+            for (key, value, expires), record in zip(ops, records, strict=False):
+                location = pos << SIZE_BITS | len(record)
+                pos += len(record)
+                if value is None:
+                    self._mark_dead(self._forget(key))
+                    self._mark_dead(location)
+                elif expires == NO_EXPIRY:
+                    self._mark_dead(self._index.put(key, location))
+                    self._expiries.discard(key)
+                else:
+                    self._index_expiring(key, location, expires)
+            self._mark_dead(pos << SIZE_BITS | len(records[-1]))
+            durable = writer.pos if self._always else 0
+        if durable:
+            writer.make_durable(durable)
+
+    def _forget(self, key: bytes) -> int | None:
+        """Drop ``key`` from the index and the expiry table; return its old location."""
+        if self._expiry_times:
+            self._expiries.discard(key)
+        return self._index.remove(key)
+
+    def _mark_dead(self, location: int | None) -> None:
+        """Count the record at ``location`` as reclaimable by compaction."""
+        if location is not None:
+            segment_id = location >> SEGMENT_SHIFT
+            self._dead[segment_id] = self._dead.get(segment_id, 0) + (location & SIZE_MASK)
+
+    # ----------------------------------------------------------------- syncing
+
+    def sync(self) -> None:
+        """Make every write that has returned durable: flush and fsync."""
+        self._writer.sync()
+
+    def _sync_periodically(self) -> None:
+        """The ``sync="periodic"`` thread: fsync whatever is new, every ``sync_interval``."""
+        writer = self._writer
+        while not self._stop_syncing.wait(self.options.sync_interval):
+            target = writer.pos
+            if writer.synced < target:
+                try:
+                    writer.make_durable(target)
+                except StorageError:
+                    return
+
+    # ----------------------------------------------------------------- reading
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value stored under ``key``, or None if it is missing or expired."""
+        if type(key) is not bytes or not key:
+            key = self._check_key(key)
+        location = self._locations.get(key)
+        if location is None:
+            if self._writer.error is not None:
+                raise self._writer.error
+            return None
+        if self._expiry_times:
+            expires = self._expiry_times.get(key)
+            if expires is not None and expires <= self._clock():
+                return None
+        # _read, inlined: this is the random-read hot path.
+        segment_id = location >> SEGMENT_SHIFT
+        offset = (location >> SIZE_BITS) & OFFSET_MASK
+        try:
+            data = self._maps[segment_id][offset : offset + (location & SIZE_MASK)]
+        except (KeyError, ValueError) as exc:
+            raise self._unreadable(segment_id, offset, exc) from exc
+        end = HEADER_SIZE + len(key)
+        if crc32c(data[4:]) != _unpack_crc(data, 0)[0] or data[HEADER_SIZE:end] != key:
+            decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+        return data[end:]
+
+    def get_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
+        """``(value, expires_at)`` for ``key``; ``expires_at`` is None if it never expires."""
+        key = self._check_key(key)
+        with self._writer.lock:
+            location = self._locations.get(key)
+            expires = self._expiry_times.get(key)
+        if location is None or (expires is not None and expires <= self._clock()):
+            return None
+        return self._read(key, location), expires
+
+    def _read(self, key: bytes, location: int) -> bytes:
+        """Read and check the record at ``location``; it must hold ``key``."""
+        segment_id = location >> SEGMENT_SHIFT
+        offset = (location >> SIZE_BITS) & OFFSET_MASK
+        try:
+            data = self._maps[segment_id][offset : offset + (location & SIZE_MASK)]
+        except (KeyError, ValueError) as exc:
+            raise self._unreadable(segment_id, offset, exc) from exc
+        return decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+
+    def _unreadable(self, segment_id: int, offset: int, exc: Exception) -> StorageError:
+        if self._writer.error is not None:
+            return self._writer.error
+        return StorageError(
+            f"{self.path}: cannot read {segment_name(segment_id)} at offset {offset}: {exc!r}"
+        )
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, bytes | bytearray | memoryview):
+            return False
+        key = bytes(key)
+        if key not in self._locations:
+            return False
+        return not self._expiries.is_expired(key, self._clock())
+
+    def __len__(self) -> int:
+        with self._writer.lock:
+            self._drop_expired()
+            return len(self._index)
+
+    def scan(
+        self,
+        *,
+        prefix: bytes = b"",
+        start: bytes | None = None,
+        end: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` pairs in key order, as the store was when ``scan`` was called.
+
+        ``start`` is inclusive, ``end`` exclusive, ``prefix`` narrows further.
+        Later writes, deletes and compactions do not change what the scan yields.
+        """
+        snapshot, maps = self._snapshot(prefix, start, end, reverse)
+        return self._values(snapshot, maps)
+
+    def scan_keys(
+        self,
+        *,
+        prefix: bytes = b"",
+        start: bytes | None = None,
+        end: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[bytes]:
+        """The keys ``scan`` would yield, without reading any value."""
+        snapshot, _maps = self._snapshot(prefix, start, end, reverse)
+        return (key for key, _location in snapshot)
+
+    def _snapshot(
+        self, prefix: object, start: object, end: object, reverse: bool
+    ) -> tuple[list[tuple[bytes, int]], dict[int, Mapping]]:
+        """The keys and locations a scan will visit, and the readers it will need."""
+        low = None if start is None else as_bytes(start, "start")
+        high = None if end is None else as_bytes(end, "end")
+        narrow = as_bytes(prefix, "prefix")
+        writer = self._writer
+        with writer.lock:
+            if writer.error is not None:
+                raise writer.error
+            now = self._clock()
+            locations = self._locations
+            times = self._expiry_times
+            keys = self._index.range(low, high, prefix=narrow, reverse=bool(reverse))
+            if times:
+                snapshot = [(k, locations[k]) for k in keys if k not in times or times[k] > now]
+            else:
+                snapshot = [(k, locations[k]) for k in keys]
+            return snapshot, dict(writer.maps)
+
+    def _values(
+        self,
+        snapshot: list[tuple[bytes, int]],
+        maps: dict[int, Mapping],
+    ) -> Iterator[tuple[bytes, bytes]]:
+        for key, location in snapshot:
+            segment_id = location >> SEGMENT_SHIFT
+            offset = (location >> SIZE_BITS) & OFFSET_MASK
+            data = maps[segment_id][offset : offset + (location & SIZE_MASK)]
+            yield key, decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+
+    def _drop_expired(self) -> None:
+        """Remove keys whose expiry has passed from the index (lock held)."""
+        if self._expiry_times:
+            for key in self._expiries.pop_expired(self._clock()):
+                self._mark_dead(self._index.remove(key))
+
+    # ------------------------------------------------------------- validation
+
+    def _check_key(self, key: object) -> bytes:
+        key = as_bytes(key, "key")
+        if not key:
+            raise ValueError("key must not be empty")
+        if len(key) > self._max_key_size:
+            raise ValueError(f"key is {len(key)} bytes; the maximum is {self._max_key_size}")
+        return key
+
+    def _check_value(self, value: object) -> bytes:
+        value = as_bytes(value, "value")
+        if len(value) > self._max_value_size:
+            raise ValueError(f"value is {len(value)} bytes; the maximum is {self._max_value_size}")
+        return value
+
+    def _checked(self, key: object, value: object) -> tuple[bytes, bytes]:
+        return self._check_key(key), self._check_value(value)
+
+    def _expiry_of(self, ttl: object, expires_at: object) -> float:
+        """The absolute expiry of a write; ``ttl`` wins over ``expires_at``."""
+        given, what = (ttl, "ttl") if ttl is not None else (expires_at, "expires_at")
+        if isinstance(given, bool) or not isinstance(given, int | float):
+            raise TypeError(f"{what} must be a number of seconds, not {type(given).__name__}")
+        if not math.isfinite(given):
+            raise ValueError(f"{what} must be finite, not {given}")
+        expires = self._clock() + given if ttl is not None else float(given)
+        # 0.0 means "never" on disk; a time at or before the epoch has simply passed.
+        return max(expires, math.ulp(0.0))
+
+    # ------------------------------------------------------------ housekeeping
+
+    def stats(self) -> dict[str, Any]:
+        """Keys, segments with live and dead bytes, writes, fsyncs, and what recovery did."""
+        writer = self._writer
+        with writer.lock:
+            self._drop_expired()
+            sizes = writer.segment_sizes()
+            segments = {
+                segment_name(i): {"bytes": size, "dead_bytes": self._dead.get(i, 0)}
+                for i, size in sorted(sizes.items())
+            }
+            total = sum(sizes.values())
+            dead = sum(self._dead.get(i, 0) for i in sizes)
+            writes = self._seq - self._seq_at_open
+            report = self._recovery
+            return {
+                "path": self.path,
+                "sync": self.options.sync,
+                "keys": len(self._index),
+                "expiring_keys": len(self._expiries),
+                "segments": segments,
+                "segment_count": len(sizes),
+                "active_segment": segment_name(writer.active_id),
+                "disk_bytes": total,
+                "live_bytes": total - dead - FILE_HEADER_SIZE * len(sizes),
+                "dead_bytes": dead,
+                "sequence": self._seq,
+                "writes": writes,
+                "fsyncs": writer.fsyncs,
+                "fsyncs_per_write": writer.fsyncs / writes if writes else 0.0,
+                "failed": writer.error is not None and not self.closed,
+                "recovery": {
+                    "mode": report.mode,
+                    "segments": report.segments,
+                    "records": report.records,
+                    "truncated_bytes": report.truncated_bytes,
+                    "skipped_bytes": report.skipped_bytes,
+                    "incomplete_batches": report.incomplete_batches,
+                    "quarantined_segments": list(report.quarantined_segments),
+                    "damage": list(report.damage),
+                },
+            }
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has been called."""
+        return self._owner_lock is None
+
+    def close(self) -> None:
+        """Flush, fsync and release the directory; closing twice is harmless.
+
+        A store whose fsync failed closes without syncing (its error is raised)
+        and releases the directory so that a reopen can recover it.
+        """
+        if self._owner_lock is None:
+            return
+        self._stop_syncing.set()
+        if self._syncer is not None:
+            self._syncer.join()
+        try:
+            self._writer.close()
+        finally:
+            self._owner_lock.release()
+            self._owner_lock = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._index)} keys"
+        return f"<Engine {self.path!r} sync={self.options.sync} {state}>"

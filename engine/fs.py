@@ -1,0 +1,474 @@
+"""The file-system seam: the only code that touches the OS for data files.
+
+The engine asks a ``FileSystem`` for everything: append handles, positional
+reads, fsync of files and directories, rename, unlink, truncate and the owner
+lock. ``OSFileSystem`` is the real backend. ``MemoryFileSystem`` keeps files in
+memory and tracks, per file and per directory, what has been made durable, and
+journals every mutating operation; the crash simulator (``engine.testing``)
+builds on both.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import functools
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from engine.errors import LockedError
+
+
+class Mapping(Protocol):
+    """A shared memory mapping of a file: slices read and write the file's pages.
+
+    Bytes stored into a shared mapping are in the kernel's page cache at once,
+    exactly like bytes handed to ``write()``: a process crash cannot lose them.
+    """
+
+    def __getitem__(self, index: slice, /) -> bytes: ...
+
+    def __setitem__(self, index: slice, value: bytes, /) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def resize(self, size: int, /) -> None:
+        """Grow or shrink the mapping and the file to ``size`` bytes."""
+        ...
+
+    def flush(self) -> None:
+        """Write the mapping's dirty pages to the device (msync)."""
+        ...
+
+    def close(self) -> None:
+        """Unmap."""
+        ...
+
+
+class FileHandle(Protocol):
+    """An open data file: appends at the end, reads anywhere, maps into memory."""
+
+    def write(self, data: bytes) -> int:
+        """Append ``data``; return the number of bytes written."""
+        ...
+
+    def pread(self, size: int, offset: int) -> bytes:
+        """Read up to ``size`` bytes at ``offset``."""
+        ...
+
+    def fsync(self) -> None:
+        """Make the file's contents durable."""
+        ...
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to ``size`` bytes."""
+        ...
+
+    def size(self) -> int:
+        """The file's current size."""
+        ...
+
+    def allocate(self, size: int) -> None:
+        """Reserve disk blocks so the file holds at least ``size`` bytes (zeros past its end).
+
+        Reserving up front turns a full disk into an OSError here rather than
+        a SIGBUS later, when a store into the mapping finds no block.
+        """
+        ...
+
+    def map(self, *, writable: bool) -> Mapping:
+        """Map the whole file (it must not be empty), shared with the page cache."""
+        ...
+
+    def close(self) -> None:
+        """Release the handle (does not fsync)."""
+        ...
+
+
+class Lock(Protocol):
+    """A held owner lock on a store directory."""
+
+    def release(self) -> None:
+        """Give up ownership."""
+        ...
+
+
+class FileSystem(Protocol):
+    """Everything the engine needs from the OS for its data files."""
+
+    def open(self, path: str, *, create: bool = False) -> FileHandle:
+        """Open ``path`` for appending and positional reads (create it if asked)."""
+        ...
+
+    def read_file(self, path: str) -> bytes:
+        """The whole contents of ``path``."""
+        ...
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in directory ``path``."""
+        ...
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` names an existing file or directory."""
+        ...
+
+    def makedirs(self, path: str) -> None:
+        """Create directory ``path`` and its parents if missing."""
+        ...
+
+    def replace(self, src: str, dst: str) -> None:
+        """Atomically rename ``src`` over ``dst``."""
+        ...
+
+    def unlink(self, path: str) -> None:
+        """Remove file ``path``."""
+        ...
+
+    def fsync_dir(self, path: str) -> None:
+        """Make the directory's entries (creates, renames, unlinks) durable."""
+        ...
+
+    def lock(self, path: str) -> Lock:
+        """Take the exclusive owner lock at ``path`` or raise LockedError at once."""
+        ...
+
+
+# --------------------------------------------------------------------------- real
+
+
+class OSFile:
+    """A real file descriptor opened O_RDWR | O_APPEND.
+
+    ``write`` and ``pread`` are bound straight to ``os.write``/``os.pread`` (no
+    Python frame in between): they sit on the put and get hot paths.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self.write: Callable[[bytes], int] = functools.partial(os.write, fd)
+        self.pread: Callable[[int, int], bytes] = functools.partial(os.pread, fd)
+
+    def fsync(self) -> None:
+        os.fsync(self._fd)
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def allocate(self, size: int) -> None:
+        current = self.size()
+        if size > current:
+            os.posix_fallocate(self._fd, current, size - current)
+
+    def map(self, *, writable: bool) -> Mapping:
+        access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+        return mmap.mmap(self._fd, self.size(), access=access)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class OSLock:
+    """An ``fcntl.flock`` on a lock file: released by the kernel if the process dies."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class OSFileSystem:
+    """The real file system."""
+
+    def open(self, path: str, *, create: bool = False) -> OSFile:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        return OSFile(os.open(path, flags, 0o644))
+
+    def read_file(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def replace(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def lock(self, path: str) -> OSLock:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(os.path.dirname(path) or path) from None
+            raise
+        return OSLock(fd)
+
+
+# ------------------------------------------------------------------------ memory
+
+#: One journal entry: the operation's name and its arguments.
+Op = tuple[str, ...] | tuple[str, str, int] | tuple[str, str, int, bytes]
+
+
+@dataclass
+class Inode:
+    """One in-memory file: what the OS shows (``data``) and what a power cut keeps."""
+
+    data: bytearray = field(default_factory=bytearray)
+    durable: bytes = b""
+
+
+class MemoryMapping:
+    """A shared mapping of an ``Inode``: stores are journalled as positional writes."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str, inode: Inode, writable: bool) -> None:
+        self._fs = fs
+        self._path = path
+        self._inode = inode
+        self._writable = writable
+        self._size = len(inode.data)
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ValueError("mmap closed or invalid")
+
+    def __getitem__(self, index: slice, /) -> bytes:
+        self._check()
+        start, stop, _ = index.indices(self._size)
+        return bytes(self._inode.data[start:stop])
+
+    def __setitem__(self, index: slice, value: bytes, /) -> None:
+        self._check()
+        if not self._writable:
+            raise TypeError("mmap can't modify a readonly memory map.")
+        start, stop, _ = index.indices(self._size)
+        if stop - start != len(value) or stop > len(self._inode.data):
+            raise IndexError("mmap slice assignment is wrong size")
+        self._fs._record(("write", self._path, start, bytes(value)))
+        self._inode.data[start:stop] = value
+
+    def __len__(self) -> int:
+        return self._size
+
+    def resize(self, size: int, /) -> None:
+        self._check()
+        data = self._inode.data
+        if size > len(data):
+            self._fs._record(("allocate", self._path, size))
+            data.extend(bytes(size - len(data)))
+        elif size < len(data):
+            self._fs._record(("truncate", self._path, size))
+            del data[size:]
+        self._size = size
+
+    def flush(self) -> None:
+        self._check()
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class MemoryFile:
+    """A handle on an ``Inode`` of a ``MemoryFileSystem``."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str, inode: Inode) -> None:
+        self._fs = fs
+        self._path = path
+        self._inode = inode
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise OSError(errno.EBADF, "file is closed", self._path)
+
+    def write(self, data: bytes) -> int:
+        self._check()
+        self._fs._record(("write", self._path, len(self._inode.data), bytes(data)))
+        self._inode.data += data
+        return len(data)
+
+    def pread(self, size: int, offset: int) -> bytes:
+        self._check()
+        return bytes(self._inode.data[offset : offset + size])
+
+    def fsync(self) -> None:
+        self._check()
+        self._fs._record(("fsync", self._path))
+        self._inode.durable = bytes(self._inode.data)
+
+    def truncate(self, size: int) -> None:
+        self._check()
+        self._fs._record(("truncate", self._path, size))
+        del self._inode.data[size:]
+
+    def size(self) -> int:
+        self._check()
+        return len(self._inode.data)
+
+    def allocate(self, size: int) -> None:
+        self._check()
+        if size > len(self._inode.data):
+            self._fs._record(("allocate", self._path, size))
+            self._inode.data.extend(bytes(size - len(self._inode.data)))
+
+    def map(self, *, writable: bool) -> MemoryMapping:
+        self._check()
+        if not self._inode.data:
+            raise ValueError("cannot mmap an empty file")
+        return MemoryMapping(self._fs, self._path, self._inode, writable)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class MemoryLock:
+    """An owner lock held in a ``MemoryFileSystem``."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str) -> None:
+        self._fs = fs
+        self._path = path
+
+    def release(self) -> None:
+        self._fs._locks.discard(self._path)
+
+
+class MemoryFileSystem:
+    """Files in memory, with the durable state a power cut would leave.
+
+    ``files`` is the namespace the OS shows; ``durable_files`` is the namespace
+    as of each directory's last fsync. Every mutating call is appended to
+    ``journal`` and passed first to ``hook`` (if set), which may raise to
+    inject a crash or an I/O error at that exact operation.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[str, Inode] = {}
+        self.dirs: set[str] = {"/"}
+        self.durable_files: dict[str, Inode] = {}
+        self.journal: list[Op] = []
+        self.hook: Callable[[Op], None] | None = None
+        self._locks: set[str] = set()
+
+    def _record(self, op: Op) -> None:
+        if self.hook is not None:
+            self.hook(op)
+        self.journal.append(op)
+
+    def _inode(self, path: str) -> Inode:
+        try:
+            return self.files[path]
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+
+    def open(self, path: str, *, create: bool = False) -> MemoryFile:
+        path = os.path.normpath(path)
+        if path not in self.files:
+            if not create:
+                raise FileNotFoundError(errno.ENOENT, "no such file", path)
+            if os.path.dirname(path) not in self.dirs:
+                raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+            self._record(("create", path))
+            self.files[path] = Inode()
+        return MemoryFile(self, path, self.files[path])
+
+    def read_file(self, path: str) -> bytes:
+        return bytes(self._inode(os.path.normpath(path)).data)
+
+    def listdir(self, path: str) -> list[str]:
+        path = os.path.normpath(path)
+        if path not in self.dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+        names = {os.path.basename(p) for p in self.files if os.path.dirname(p) == path}
+        names |= {
+            os.path.basename(d) for d in self.dirs if d != path and os.path.dirname(d) == path
+        }
+        return sorted(names)
+
+    def exists(self, path: str) -> bool:
+        path = os.path.normpath(path)
+        return path in self.files or path in self.dirs
+
+    def makedirs(self, path: str) -> None:
+        path = os.path.normpath(path)
+        while path not in self.dirs:
+            self._record(("mkdir", path))
+            self.dirs.add(path)
+            path = os.path.dirname(path)
+
+    def replace(self, src: str, dst: str) -> None:
+        src, dst = os.path.normpath(src), os.path.normpath(dst)
+        inode = self._inode(src)
+        self._record(("rename", src, dst))
+        del self.files[src]
+        self.files[dst] = inode
+
+    def unlink(self, path: str) -> None:
+        path = os.path.normpath(path)
+        self._inode(path)
+        self._record(("unlink", path))
+        del self.files[path]
+
+    def fsync_dir(self, path: str) -> None:
+        path = os.path.normpath(path)
+        self._record(("fsync_dir", path))
+        inside = {p for p in self.durable_files if os.path.dirname(p) == path}
+        for p in inside:
+            del self.durable_files[p]
+        for p, inode in self.files.items():
+            if os.path.dirname(p) == path:
+                self.durable_files[p] = inode
+
+    def lock(self, path: str) -> MemoryLock:
+        path = os.path.normpath(path)
+        if path in self._locks:
+            raise LockedError(os.path.dirname(path))
+        self._locks.add(path)
+        return MemoryLock(self, path)
+
+    def after_power_loss(self) -> MemoryFileSystem:
+        """A new file system holding only what was durable: synced entries, synced bytes."""
+        fs = MemoryFileSystem()
+        fs.dirs = set(self.dirs)
+        fs.files = {
+            p: Inode(bytearray(i.durable), i.durable) for p, i in self.durable_files.items()
+        }
+        fs.durable_files = dict(fs.files)
+        return fs
+
+    def after_process_crash(self) -> MemoryFileSystem:
+        """A new file system holding what the OS had: everything written, no locks."""
+        fs = MemoryFileSystem()
+        fs.dirs = set(self.dirs)
+        fs.files = {p: Inode(bytearray(i.data), bytes(i.data)) for p, i in self.files.items()}
+        fs.durable_files = dict(fs.files)
+        return fs

@@ -1,0 +1,264 @@
+"""Rebuilding the index from the segments on open, and repairing a torn tail.
+
+Records are applied by sequence number, never by file order, so a segment
+rewritten by compaction cannot shadow a newer write. Batch records count only
+once their commit marker is read. What recovery cut or skipped is reported,
+never silent; what counts as acceptable damage is the recovery mode, named as
+RocksDB names its WAL recovery modes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from engine.errors import CorruptionError
+from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, NO_EXPIRY, RecordType
+from engine.fs import FileSystem
+from engine.index import KeyIndex, pack_location
+from engine.segment import (
+    ScannedRecord,
+    SegmentScan,
+    check_segment_header,
+    is_torn_header,
+    next_valid_record,
+    segment_name,
+)
+
+log = logging.getLogger("seglog.recovery")
+
+RecoveryMode = Literal[
+    "tolerate_corrupted_tail", "absolute_consistency", "point_in_time", "skip_any_corrupted"
+]
+RECOVERY_MODES: Final = (
+    "tolerate_corrupted_tail",
+    "absolute_consistency",
+    "point_in_time",
+    "skip_any_corrupted",
+)
+
+#: A batch commit marker's value: the number of records in the batch.
+BATCH_COUNT: Final = struct.Struct("<I")
+
+_PUT: Final = int(RecordType.PUT)
+_DELETE: Final = int(RecordType.DELETE)
+_BATCH_PUT: Final = int(RecordType.BATCH_PUT)
+_BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
+_BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
+
+
+@dataclass
+class RecoveryReport:
+    """What recovery found and what it had to drop."""
+
+    mode: str = "tolerate_corrupted_tail"
+    segments: int = 0
+    records: int = 0
+    truncated_bytes: int = 0
+    skipped_bytes: int = 0
+    incomplete_batches: int = 0
+    quarantined_segments: list[str] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecoveredState:
+    """The index and bookkeeping rebuilt from disk."""
+
+    index: KeyIndex
+    expiry: dict[bytes, float]
+    dead_bytes: dict[int, int]
+    segment_sizes: dict[int, int]
+    max_seq: int
+    report: RecoveryReport
+
+
+class _Replayer:
+    """Applies scanned records to an index by sequence number."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.index = KeyIndex()
+        self.expiry: dict[bytes, float] = {}
+        self.dead: dict[int, int] = {}
+        self.seqs: dict[bytes, int] = {}
+        self.max_seq = 0
+        self.records = 0
+
+    def _kill(self, location: int | None) -> None:
+        if location is not None:
+            segment_id = location >> 72
+            self.dead[segment_id] = self.dead.get(segment_id, 0) + (location & 0xFFFFFFFF)
+
+    def apply(self, segment_id: int, record: ScannedRecord) -> None:
+        offset, size, rtype, seq, expires_at, key = record
+        self.records += 1
+        if seq > self.max_seq:
+            self.max_seq = seq
+        location = pack_location(segment_id, offset, size)
+        if rtype == _BATCH_COMMIT:
+            self._kill(location)
+            return
+        known = self.seqs.get(key)
+        if known is not None and known >= seq:
+            self._kill(location)
+            return
+        self.seqs[key] = seq
+        live = (rtype in (_PUT, _BATCH_PUT)) and (
+            expires_at == NO_EXPIRY or expires_at > self.now
+        )
+        if live:
+            self._kill(self.index.put(key, location))
+            if expires_at == NO_EXPIRY:
+                self.expiry.pop(key, None)
+            else:
+                self.expiry[key] = expires_at
+        else:
+            self._kill(self.index.remove(key))
+            self.expiry.pop(key, None)
+            self._kill(location)
+
+
+def recover(
+    fs: FileSystem,
+    directory: str,
+    segment_ids: list[int],
+    *,
+    mode: RecoveryMode,
+    now: float,
+    on_segment: Callable[[int], None] | None = None,
+) -> RecoveredState:
+    """Replay every segment, repairing the newest one's torn tail in place.
+
+    Raises CorruptionError where ``mode`` does not accept the damage found.
+    """
+    replay = _Replayer(now)
+    report = RecoveryReport(mode=mode, segments=len(segment_ids))
+    sizes: dict[int, int] = {}
+    for position, segment_id in enumerate(segment_ids):
+        newest = position == len(segment_ids) - 1
+        name = segment_name(segment_id)
+        path = os.path.join(directory, name)
+        data = fs.read_file(path)
+        if newest and is_torn_header(data):
+            dropped = len(data.rstrip(b"\0"))
+            if dropped:
+                log.warning("%s: torn segment header (%d bytes) dropped", name, dropped)
+            report.truncated_bytes += dropped
+            _truncate(fs, path, 0)
+            sizes[segment_id] = 0
+            continue
+        check_segment_header(data, name)
+        end = _replay_segment(replay, segment_id, data, name, newest, mode, report)
+        if end < len(data):
+            _truncate(fs, path, end)
+            data = data[:end]
+        sizes[segment_id] = len(data)
+        if mode == "point_in_time" and report.damage:
+            for later in segment_ids[position + 1 :]:
+                _quarantine(fs, directory, later, report)
+            break
+        if on_segment is not None:
+            on_segment(segment_id)
+    report.records = replay.records
+    return RecoveredState(replay.index, replay.expiry, replay.dead, sizes, replay.max_seq, report)
+
+
+def _replay_segment(
+    replay: _Replayer,
+    segment_id: int,
+    data: bytes,
+    name: str,
+    newest: bool,
+    mode: RecoveryMode,
+    report: RecoveryReport,
+) -> int:
+    """Apply one segment's records; return the length the file should keep."""
+    start = FILE_HEADER_SIZE
+    batch: list[ScannedRecord] = []
+    batch_start = start
+    while True:
+        scan = SegmentScan(data, start)
+        for record in scan:
+            rtype = record[2]
+            if rtype in (_BATCH_PUT, _BATCH_DELETE):
+                if not batch:
+                    batch_start = record[0]
+                batch.append(record)
+                continue
+            if rtype == _BATCH_COMMIT:
+                if BATCH_COUNT.unpack(_value_of(data, record))[0] == len(batch):
+                    for member in batch:
+                        replay.apply(segment_id, member)
+                else:
+                    report.incomplete_batches += 1
+                batch.clear()
+            elif batch:
+                report.incomplete_batches += 1
+                batch.clear()
+            replay.apply(segment_id, record)
+        end = scan.end
+        if end == len(data):
+            break
+        resume = next_valid_record(data, end + 1)
+        if resume is None and newest:
+            if mode == "absolute_consistency":
+                raise CorruptionError(
+                    f"{name}: torn tail at offset {end} ({len(data) - end} bytes); "
+                    "absolute_consistency accepts no damage"
+                )
+            break
+        where = f"{name}: damaged record at offset {end}"
+        detail = "followed by valid records" if resume is not None else "in a sealed segment"
+        if mode == "skip_any_corrupted":
+            skipped = (resume if resume is not None else len(data)) - end
+            report.skipped_bytes += skipped
+            report.damage.append(f"{where} ({detail}): skipped {skipped} bytes")
+            log.warning("%s (%s): skipped %d bytes", where, detail, skipped)
+            if resume is None:
+                return len(data)
+            start = resume
+            continue
+        if mode == "point_in_time":
+            report.damage.append(f"{where} ({detail}): recovered up to it")
+            log.warning("%s (%s): point-in-time recovery stops here", where, detail)
+            break
+        raise CorruptionError(f"{where} ({detail}); open with another recovery mode to salvage")
+    if batch:
+        report.incomplete_batches += 1
+        end = batch_start
+    # The active segment is reserved ahead in zeros; only non-zero bytes were ever written.
+    dropped = len(data[end:].rstrip(b"\0"))
+    if dropped:
+        report.truncated_bytes += dropped
+        log.warning("%s: dropped %d bytes of torn tail at offset %d", name, dropped, end)
+    return end
+
+
+def _value_of(data: bytes, record: ScannedRecord) -> bytes:
+    offset, size, _rtype, _seq, _exp, key = record
+    return data[offset + HEADER_SIZE + len(key) : offset + size]
+
+
+def _truncate(fs: FileSystem, path: str, size: int) -> None:
+    """Cut a file to ``size`` durably, before anything is appended after it."""
+    handle = fs.open(path)
+    try:
+        handle.truncate(size)
+        handle.fsync()
+    finally:
+        handle.close()
+
+
+def _quarantine(fs: FileSystem, directory: str, segment_id: int, report: RecoveryReport) -> None:
+    """Move a segment aside (never delete it) so later opens do not replay it."""
+    name = segment_name(segment_id)
+    target = name + ".quarantined"
+    fs.replace(os.path.join(directory, name), os.path.join(directory, target))
+    fs.fsync_dir(directory)
+    report.quarantined_segments.append(target)
+    log.warning("%s: moved aside as %s after point-in-time recovery", name, target)

@@ -1,0 +1,115 @@
+"""Segment files: naming, creation, and scanning a segment's records for recovery.
+
+A segment is one append-only file: a file header, then records back to back.
+The engine appends to exactly one (the active segment); the others are sealed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Final
+
+from engine.format import (
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    FileKind,
+    check_file_header,
+    encode_file_header,
+    parse_record,
+)
+from engine.fs import FileHandle, FileSystem
+
+SEGMENT_SUFFIX: Final = ".seg"
+_NAME = re.compile(r"^(\d{10})\.seg$")
+
+
+def segment_name(segment_id: int) -> str:
+    """The file name of segment ``segment_id``: zero-padded so names sort by id."""
+    return f"{segment_id:010d}{SEGMENT_SUFFIX}"
+
+
+def parse_segment_name(name: str) -> int | None:
+    """The id in a segment file name, or None if ``name`` is not a segment."""
+    match = _NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def list_segments(fs: FileSystem, directory: str) -> list[int]:
+    """Ids of the segments in ``directory``, ascending."""
+    ids = (parse_segment_name(name) for name in fs.listdir(directory))
+    return sorted(i for i in ids if i is not None)
+
+
+def create_segment(fs: FileSystem, directory: str, segment_id: int) -> FileHandle:
+    """Create a segment holding only its header, made durable with its directory entry."""
+    handle = fs.open(os.path.join(directory, segment_name(segment_id)), create=True)
+    handle.truncate(0)
+    handle.write(encode_file_header(FileKind.SEGMENT))
+    handle.fsync()
+    fs.fsync_dir(directory)
+    return handle
+
+
+def check_segment_header(data: bytes, name: str) -> None:
+    """Raise CorruptionError unless ``data`` opens with a segment header."""
+    check_file_header(data, FileKind.SEGMENT, name)
+
+
+def is_torn_header(data: bytes) -> bool:
+    """Whether a newest segment with this content is what a crash during creation leaves.
+
+    A segment's header is durable before any record is written to it, so a
+    newest segment whose header did not survive (cut short, zero-filled or
+    garbage) and that holds nothing but zeros after it never held a record.
+    """
+    if data.startswith(encode_file_header(FileKind.SEGMENT)):
+        return False
+    return not any(data[FILE_HEADER_SIZE:])
+
+
+#: One valid record found by a scan: offset, size, type, seq, expires_at, key.
+ScannedRecord = tuple[int, int, int, int, float, bytes]
+
+
+class SegmentScan:
+    """Walks a segment's records in order; ``end`` is where the valid run stopped.
+
+    After iteration, ``end == len(data)`` if every byte parsed; otherwise the
+    bytes from ``end`` on did not form a valid record.
+    """
+
+    def __init__(self, data: bytes, start: int = FILE_HEADER_SIZE) -> None:
+        self.data = data
+        self.start = start
+        self.end = start
+
+    def __iter__(self) -> Iterator[ScannedRecord]:
+        data = self.data
+        offset = self.start
+        parse = parse_record
+        while True:
+            parsed = parse(data, offset)
+            if parsed is None:
+                self.end = offset
+                return
+            rtype, seq, expires_at, klen, size = parsed
+            key_start = offset + HEADER_SIZE
+            yield offset, size, rtype, seq, expires_at, data[key_start : key_start + klen]
+            offset += size
+
+
+def next_valid_record(data: bytes, start: int) -> int | None:
+    """The first offset at or after ``start`` where a valid record begins, or None.
+
+    Used to tell a torn tail (nothing valid follows) from corruption in the
+    middle (valid records follow the damage). A zero-filled rest is answered
+    without the byte-by-byte search.
+    """
+    if not any(data[start:]):
+        return None
+    for offset in range(start, len(data) - HEADER_SIZE + 1):
+        if parse_record(data, offset) is not None:
+            return offset
+    return None
