@@ -1,0 +1,517 @@
+"""``LogStore``: the ``Store`` interface over the seglog engine.
+
+Each record is one engine entry: the key is ``keys.encode_key`` of (database,
+table, key), the value is ``codec.encode`` of value, metadata and absolute
+expiry, and the expiry is also handed to the engine so that it hides and
+compacts expired records itself. Point reads and writes are one engine call
+each; prefix queries and ``list`` are range scans of the engine's sorted index;
+suffix queries use an in-memory ``SuffixIndex`` per table (see docs/STORE_API.md
+for why, and for the figures).
+
+A disconnected store reconnects by itself on the next operation, as go-micro's
+local stores do; ``disconnect`` is how to release the directory for a while.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any, Final
+
+from engine import Engine, SyncMode
+from store_api import codec
+from store_api.interface import Store
+from store_api.keys import TERMINATOR, TERMINATOR_SIZE, escape, namespace, unescape
+from store_api.options import Options
+from store_api.paths import default_dir
+from store_api.record import NO_EXPIRY, NotFoundError, Record
+from store_api.suffix import SuffixIndex
+
+_PLAIN: Final = codec.PLAIN
+_new_record: Final = object.__new__
+#: Options whose change needs the engine reopened (the rest are read per call).
+_ENGINE_FIELDS: Final = ("path", "nodes", "sync", "sync_interval", "engine_options")
+#: Namespace prefixes cached per (database, table) argument pair, up to this many.
+_SPACE_CACHE_SIZE: Final = 4096
+
+
+class LogStore(Store):
+    """A ``Store`` kept in one seglog engine directory.
+
+    ``path`` is the directory (created if missing); without it a single entry of
+    ``nodes`` is used, else the per-user default directory (``default_dir()``).
+    ``database`` and ``table`` are the defaults for calls that pass none.
+    ``sync`` and ``sync_interval`` choose durability (STORE_API.md, "Sync
+    modes"). Any other keyword, e.g. ``clock=`` or ``segment_size=``, goes to
+    ``engine.Engine.open``; ``clock`` also drives expiry here, so a fake clock
+    in tests moves both together. The directory is opened at construction, so a
+    path held by another store fails fast with ``engine.LockedError``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        database: str = "micro",
+        table: str = "micro",
+        sync: SyncMode = "periodic",
+        sync_interval: float = 1.0,
+        nodes: tuple[str, ...] = (),
+        **engine_options: Any,
+    ) -> None:
+        self._options = Options().merge(
+            path=path,
+            database=database,
+            table=table,
+            sync=sync,
+            sync_interval=sync_interval,
+            nodes=nodes,
+            **engine_options,
+        )
+        self._state_lock = threading.RLock()
+        self._suffix_lock = threading.Lock()
+        self._db: Engine | None = None
+        self._spaces: dict[tuple[str, str], bytes] = {}
+        self._suffixes: dict[bytes, SuffixIndex] = {}
+        self._clock: Callable[[], float] = time.time
+        self._configure()
+        self.connect()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _configure(self) -> None:
+        """Derive per-call state from the options."""
+        self._clock = self._options.engine_options.get("clock", time.time)
+        self._spaces = {}
+
+    def directory(self) -> str:
+        """The engine directory these options name."""
+        options = self._options
+        if options.path is not None:
+            return options.path
+        if len(options.nodes) == 1:
+            return os.path.abspath(os.path.expanduser(options.nodes[0]))
+        if options.nodes:
+            raise ValueError(
+                f"LogStore is embedded: give one node (a directory), not {options.nodes}"
+            )
+        return default_dir()
+
+    def connect(self) -> None:
+        """Open the engine directory unless already open; ``LockedError`` if another holds it."""
+        with self._state_lock:
+            if self._db is not None:
+                return
+            directory = self.directory()
+            os.makedirs(directory, exist_ok=True)
+            options = self._options
+            self._db = Engine.open(
+                directory,
+                sync=options.sync,
+                sync_interval=options.sync_interval,
+                **options.engine_options,
+            )
+
+    def disconnect(self) -> None:
+        """Flush and close the engine, releasing the directory lock; idempotent."""
+        with self._state_lock:
+            db, self._db = self._db, None
+            with self._suffix_lock:
+                self._suffixes = {}
+            if db is not None:
+                db.close()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the engine is open right now."""
+        return self._db is not None
+
+    def _reconnect(self) -> Engine:
+        """The engine, reopened if the store was disconnected."""
+        self.connect()
+        db = self._db
+        if db is None:  # pragma: no cover - only if another thread disconnects at once
+            raise RuntimeError("store was disconnected while reconnecting")
+        return db
+
+    def init(self, **options: Any) -> None:
+        """Merge ``options``; reopen the engine if a storage option changed while connected.
+
+        Bad options raise before anything changes. If the reopen fails, the old
+        options are restored (and reopened) before the error propagates.
+        """
+        with self._state_lock:
+            old = self._options
+            new = old.merge(**options)
+            reopen = self._db is not None and any(
+                getattr(old, name) != getattr(new, name) for name in _ENGINE_FIELDS
+            )
+            if reopen:
+                self.disconnect()
+            self._options = new
+            self._configure()
+            if reopen:
+                try:
+                    self.connect()
+                except BaseException:
+                    self._options = old
+                    self._configure()
+                    self.connect()
+                    raise
+
+    def options(self) -> Options:
+        """The options in force (immutable)."""
+        return self._options
+
+    def __str__(self) -> str:
+        return "seglog"
+
+    def __repr__(self) -> str:
+        options = self._options
+        state = "connected" if self._db is not None else "disconnected"
+        return (
+            f"LogStore({options.path!r}, database={options.database!r}, "
+            f"table={options.table!r}, sync={options.sync!r}) <{state}>"
+        )
+
+    # -- namespaces --------------------------------------------------------
+
+    def _space(self, database: str, table: str) -> bytes:
+        """The engine-key prefix of (database, table), empty names falling back to the options."""
+        if type(database) is not str or type(table) is not str:
+            for name, value in (("database", database), ("table", table)):
+                if not isinstance(value, str):
+                    raise TypeError(f"{name} must be str, not {type(value).__name__}")
+        options = self._options
+        space = namespace(database or options.database, table or options.table)
+        if len(self._spaces) >= _SPACE_CACHE_SIZE:
+            self._spaces = {}
+        self._spaces[database, table] = space
+        return space
+
+    def _names(self, database: str, table: str) -> tuple[str, str]:
+        """The (database, table) a call with these arguments addresses."""
+        return database or self._options.database, table or self._options.table
+
+    # -- write and delete --------------------------------------------------
+
+    def write(
+        self,
+        record: Record,
+        *,
+        database: str = "",
+        table: str = "",
+        expiry: datetime | None = None,
+        ttl: timedelta | float | None = None,
+    ) -> None:
+        """Upsert ``record``; every check runs before the engine is touched."""
+        key = record.key
+        if type(key) is not str or not key:
+            _bad_key(key)
+        value = record.value
+        if type(value) is not bytes:
+            value = _as_bytes(value)
+        space = self._spaces.get((database, table)) or self._space(database, table)
+        raw = key.encode("utf-8", "surrogatepass")
+        if b"\x00" in raw:
+            raw = raw.replace(b"\x00", b"\x00\xff")
+        engine_key = b"".join((space, raw, TERMINATOR))
+        metadata = record.metadata
+        lifetime = record.expiry
+        expires_at: float | None = None
+        if (
+            ttl is None
+            and expiry is None
+            and not metadata
+            and type(lifetime) is timedelta
+            and not lifetime
+        ):
+            data = _PLAIN + value
+        else:
+            meta_json = codec.encode_metadata(metadata) if metadata else None
+            expires_at, now = self._expires_at(lifetime, expiry, ttl)
+            if expires_at is not None and expires_at <= now:
+                self._delete(space, key, engine_key)
+                return
+            data = codec.encode(value, meta_json, expires_at)
+        db = self._db
+        if db is None:
+            db = self._reconnect()
+        index = self._suffixes.get(space) if self._suffixes else None
+        if index is None:
+            if expires_at is None:
+                db.put(engine_key, data)
+            else:
+                db.put(engine_key, data, expires_at=expires_at)
+            if self._suffixes and space in self._suffixes:
+                self._resync_suffix(db, space, key, engine_key)
+        else:
+            with self._suffix_lock:
+                db.put(engine_key, data, expires_at=expires_at)
+                index.add(key)
+
+    def _expires_at(
+        self, lifetime: object, expiry: object, ttl: object
+    ) -> tuple[float | None, float]:
+        """``(absolute expiry or None, now)`` by the precedence ttl > expiry > record.expiry."""
+        ttl_seconds = None if ttl is None else _seconds(ttl, "ttl")
+        if expiry is not None and not isinstance(expiry, datetime):
+            raise TypeError(f"expiry must be a datetime, not {type(expiry).__name__}")
+        record_seconds = _seconds(lifetime, "record.expiry")
+        now = self._clock()
+        if ttl_seconds:
+            at = now + ttl_seconds
+        elif expiry is not None:
+            at = expiry.timestamp()
+        elif record_seconds:
+            at = now + record_seconds
+        else:
+            return None, now
+        if not math.isfinite(at):
+            raise ValueError(f"expiry is out of range: {at}")
+        return at, now
+
+    def delete(self, key: str, *, database: str = "", table: str = "") -> None:
+        """Remove ``key`` from one database/table; a missing key is not an error."""
+        if type(key) is not str or not key:
+            _bad_key(key)
+        space = self._spaces.get((database, table)) or self._space(database, table)
+        self._delete(space, key, space + escape(key) + TERMINATOR)
+
+    def _delete(self, space: bytes, key: str, engine_key: bytes) -> None:
+        """Delete one engine key, keeping the table's suffix index (if any) in step."""
+        db = self._db
+        if db is None:
+            db = self._reconnect()
+        index = self._suffixes.get(space) if self._suffixes else None
+        if index is None:
+            db.delete(engine_key)
+            if self._suffixes and space in self._suffixes:
+                self._resync_suffix(db, space, key, engine_key)
+        else:
+            with self._suffix_lock:
+                db.delete(engine_key)
+                index.discard(key)
+
+    # -- reads -------------------------------------------------------------
+
+    def read(
+        self,
+        key: str,
+        *,
+        database: str = "",
+        table: str = "",
+        prefix: bool = False,
+        suffix: bool = False,
+        limit: int = 0,
+        offset: int = 0,
+    ) -> builtins.list[Record]:
+        """One record by exact key, or the matches of a prefix and/or suffix query."""
+        if prefix or suffix:
+            return self._read_many(key, database, table, prefix, suffix, limit, offset)
+        if limit or offset:  # ignored by an exact read, but never accepted when negative
+            _check_page(limit, offset)
+        if type(key) is not str or not key:
+            _bad_key(key)
+        space = self._spaces.get((database, table)) or self._space(database, table)
+        db = self._db
+        if db is None:
+            db = self._reconnect()
+        raw = key.encode("utf-8", "surrogatepass")
+        if b"\x00" in raw:
+            raw = raw.replace(b"\x00", b"\x00\xff")
+        data = db.get(b"".join((space, raw, TERMINATOR)))
+        if data is not None:
+            if not data[0]:
+                # The hot path builds the record without Record.__init__'s argument handling.
+                record = _new_record(Record)
+                record.key = key
+                record.value = data[1:]
+                record.metadata = {}
+                record.expiry = NO_EXPIRY
+                return [record]
+            decoded = self._decode(key, data, self._clock())
+            if decoded is not None:
+                return [decoded]
+        raise NotFoundError(key, *self._names(database, table))
+
+    def _decode(self, key: str, data: bytes, now: float) -> Record | None:
+        """The record stored as ``data``, or None if it has expired by ``now``."""
+        value, metadata, expires_at = codec.decode(data)
+        if expires_at is None:
+            return Record(key, value, metadata)
+        if expires_at <= now:
+            return None
+        micros = round((expires_at - now) * 1_000_000)
+        return Record(key, value, metadata, timedelta(microseconds=max(micros, 1)))
+
+    def _read_many(
+        self,
+        key: str,
+        database: str,
+        table: str,
+        prefix: bool,
+        suffix: bool,
+        limit: int,
+        offset: int,
+    ) -> builtins.list[Record]:
+        """Prefix and/or suffix read: filter, sort, skip ``offset``, take ``limit``."""
+        _check_page(limit, offset)
+        if type(key) is not str:
+            _bad_key(key)
+        space = self._spaces.get((database, table)) or self._space(database, table)
+        db = self._db
+        if db is None:
+            db = self._reconnect()
+        now = self._clock()
+        records: Iterator[Record]
+        if suffix and key:
+            records = self._suffix_records(db, space, key if prefix else "", key, now)
+        else:
+            records = self._prefix_records(db, space, key, now)
+        return builtins.list(islice(records, offset, offset + limit if limit else None))
+
+    def _prefix_records(
+        self, db: Engine, space: bytes, prefix: str, now: float
+    ) -> Iterator[Record]:
+        """Live records of ``space`` whose key starts with ``prefix``, ascending."""
+        size = len(space)
+        for engine_key, data in db.scan(prefix=space + escape(prefix)):
+            key = unescape(engine_key[size:-TERMINATOR_SIZE])
+            record = Record(key, data[1:]) if not data[0] else self._decode(key, data, now)
+            if record is not None:
+                yield record
+
+    def _suffix_records(
+        self, db: Engine, space: bytes, prefix: str, suffix: str, now: float
+    ) -> Iterator[Record]:
+        """Live records of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
+        for key in self._suffix_candidates(db, space, prefix, suffix):
+            engine_key = space + escape(key) + TERMINATOR
+            data = db.get(engine_key)
+            record = None if data is None else self._decode(key, data, now)
+            if record is None:
+                self._resync_suffix(db, space, key, engine_key)
+            else:
+                yield record
+
+    def list(
+        self,
+        *,
+        database: str = "",
+        table: str = "",
+        prefix: str = "",
+        suffix: str = "",
+        limit: int = 0,
+        offset: int = 0,
+    ) -> builtins.list[str]:
+        """Live keys starting with ``prefix`` and ending with ``suffix``, ascending, paginated."""
+        _check_page(limit, offset)
+        for name, value in (("prefix", prefix), ("suffix", suffix)):
+            if type(value) is not str:
+                raise TypeError(f"{name} must be str, not {type(value).__name__}")
+        space = self._spaces.get((database, table)) or self._space(database, table)
+        db = self._db
+        if db is None:
+            db = self._reconnect()
+        keys: Iterator[str]
+        if suffix:
+            keys = self._suffix_keys(db, space, prefix, suffix)
+        else:
+            size = len(space)
+            keys = (
+                unescape(engine_key[size:-TERMINATOR_SIZE])
+                for engine_key in db.scan_keys(prefix=space + escape(prefix))
+            )
+        return builtins.list(islice(keys, offset, offset + limit if limit else None))
+
+    def _suffix_keys(self, db: Engine, space: bytes, prefix: str, suffix: str) -> Iterator[str]:
+        """Live keys of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
+        for key in self._suffix_candidates(db, space, prefix, suffix):
+            engine_key = space + escape(key) + TERMINATOR
+            if db.get(engine_key) is None:
+                self._resync_suffix(db, space, key, engine_key)
+            else:
+                yield key
+
+    # -- the suffix index --------------------------------------------------
+
+    def _suffix_candidates(
+        self, db: Engine, space: bytes, prefix: str, suffix: str
+    ) -> builtins.list[str]:
+        """Keys that may end with ``suffix`` and start with ``prefix``, ascending.
+
+        Builds the table's index on first use: it is registered before the key
+        scan starts, so a concurrent write either lands in the scan's snapshot or
+        sees the index and updates it (``_resync_suffix``).
+        """
+        with self._suffix_lock:
+            index = self._suffixes.get(space)
+            if index is None:
+                index = SuffixIndex()
+                self._suffixes = {**self._suffixes, space: index}
+                size = len(space)
+                for engine_key in db.scan_keys(prefix=space):
+                    index.add(unescape(engine_key[size:-TERMINATOR_SIZE]))
+            found = index.matching(suffix)
+        if prefix:
+            found = [key for key in found if key.startswith(prefix)]
+        return found
+
+    def _resync_suffix(self, db: Engine, space: bytes, key: str, engine_key: bytes) -> None:
+        """Make the suffix index agree with the engine about ``key`` (present or not)."""
+        with self._suffix_lock:
+            index = self._suffixes.get(space)
+            if index is None:
+                return
+            if db.get(engine_key) is None:
+                index.discard(key)
+            else:
+                index.add(key)
+
+
+def _bad_key(key: object) -> None:
+    """Raise the right error for a key that is not a non-empty ``str``."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("key must not be empty")
+
+
+def _as_bytes(value: object) -> bytes:
+    """A private ``bytes`` copy of a bytes-like value; ``TypeError`` for anything else."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"value must be bytes, bytearray or memoryview, not {type(value).__name__}")
+
+
+def _seconds(duration: object, name: str) -> float:
+    """A ``timedelta`` or number of seconds as a finite float."""
+    if isinstance(duration, timedelta):
+        return duration.total_seconds()
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        seconds = float(duration)
+        if math.isfinite(seconds):
+            return seconds
+        raise ValueError(f"{name} must be finite, not {duration!r}")
+    raise TypeError(f"{name} must be a timedelta or a number of seconds, not {duration!r}")
+
+
+def _check_page(limit: object, offset: object) -> None:
+    """``limit`` and ``offset`` must be non-negative ints."""
+    for name, value in (("limit", limit), ("offset", offset)):
+        if type(value) is not int:
+            raise TypeError(f"{name} must be int, not {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+
+
+def new_store(**options: Any) -> LogStore:
+    """A new ``LogStore`` (go-micro's ``NewStore``); options as for ``LogStore``."""
+    return LogStore(**options)

@@ -1,0 +1,133 @@
+"""Fixtures for the ``store_api`` suites: a fake clock and one factory per ``Store`` backend.
+
+The conformance and model-based suites only ever use ``store_factory`` (and the
+``clock`` it wires in), so a new backend runs them unchanged: add a ``Backend``
+subclass and its name to ``BACKENDS``. Test modules import the classes below
+for type hints only (``if TYPE_CHECKING``), as pytest runs with importlib mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store_api import LogStore, Store
+
+#: A fixed starting instant (2023-11-14) so absolute datetimes make sense on the fake clock.
+EPOCH = 1_700_000_000.0
+
+
+class FakeClock:
+    """A clock that only moves when told to; pass it as ``clock=``."""
+
+    def __init__(self, now: float = EPOCH) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward (or back, with a negative number)."""
+        self.now += seconds
+
+
+class Backend:
+    """How the suites make a store of one kind: fresh, or again over the same data."""
+
+    name = "abstract"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._counter = itertools.count()
+
+    def make(self, clock: FakeClock, **options: Any) -> Store:
+        """A connected store over fresh, empty storage, using ``clock`` for expiry."""
+        raise NotImplementedError
+
+    def reopen(self, store: Store, clock: FakeClock) -> Store:
+        """Disconnect ``store`` and return a new store object over the same data."""
+        raise NotImplementedError
+
+    def fresh_dir(self) -> str:
+        """A new empty directory under the test's temporary root."""
+        path = self.root / f"store-{next(self._counter)}"
+        return os.fspath(path)
+
+
+class LogBackend(Backend):
+    """``LogStore`` in a temporary directory."""
+
+    name = "log"
+
+    def make(self, clock: FakeClock, **options: Any) -> Store:
+        options.setdefault("sync", "none")
+        return LogStore(options.pop("path", None) or self.fresh_dir(), clock=clock, **options)
+
+    def reopen(self, store: Store, clock: FakeClock) -> Store:
+        assert isinstance(store, LogStore)
+        options = store.options()
+        store.disconnect()
+        return LogStore(
+            options.path,
+            database=options.database,
+            table=options.table,
+            sync=options.sync,
+            **{**options.engine_options, "clock": clock},
+        )
+
+
+BACKENDS: dict[str, type[Backend]] = {"log": LogBackend}
+
+
+class StoreFactory:
+    """Makes stores of one backend for one test and disconnects them all afterwards."""
+
+    def __init__(self, backend: Backend, clock: FakeClock) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.stores: list[Store] = []
+
+    def __call__(self, **options: Any) -> Store:
+        """A connected store over fresh storage (options as for the backend's constructor)."""
+        store = self.backend.make(self.clock, **options)
+        self.stores.append(store)
+        return store
+
+    def reopen(self, store: Store) -> Store:
+        """Close ``store`` and open the same data again in a new store object."""
+        again = self.backend.reopen(store, self.clock)
+        self.stores.append(again)
+        return again
+
+    def close_all(self) -> None:
+        """Disconnect every store this factory made (disconnect is idempotent)."""
+        for store in self.stores:
+            store.disconnect()
+        self.stores.clear()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock starting at ``EPOCH``."""
+    return FakeClock()
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> Iterator[StoreFactory]:
+    """One factory per backend: every test that uses it runs against each backend."""
+    factory = StoreFactory(BACKENDS[request.param](tmp_path), clock)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> Store:
+    """A fresh connected store of the backend under test."""
+    return store_factory()
