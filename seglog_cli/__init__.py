@@ -1,0 +1,1 @@
+"""The ``seglog`` command line: a dispatcher over one module per subcommand."""
