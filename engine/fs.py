@@ -39,10 +39,6 @@ class Mapping(Protocol):
         """Grow or shrink the mapping and the file to ``size`` bytes."""
         ...
 
-    def flush(self) -> None:
-        """Write the mapping's dirty pages to the device (msync)."""
-        ...
-
     def close(self) -> None:
         """Unmap."""
         ...
@@ -290,9 +286,6 @@ class MemoryMapping:
             self._fs._record(("truncate", self._path, size))
             del data[size:]
         self._size = size
-
-    def flush(self) -> None:
-        self._check()
 
     def close(self) -> None:
         self._closed = True

@@ -108,9 +108,7 @@ class _Replayer:
             self._kill(location)
             return
         self.seqs[key] = seq
-        live = (rtype in (_PUT, _BATCH_PUT)) and (
-            expires_at == NO_EXPIRY or expires_at > self.now
-        )
+        live = (rtype in (_PUT, _BATCH_PUT)) and (expires_at == NO_EXPIRY or expires_at > self.now)
         if live:
             self._kill(self.index.put(key, location))
             if expires_at == NO_EXPIRY:

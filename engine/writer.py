@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Final
 
 from engine.errors import ClosedError, FailedError, StorageError
@@ -35,6 +36,8 @@ from engine.segment import create_segment, segment_name
 log = logging.getLogger("seglog.writer")
 
 POSITION_BITS: Final = 40
+#: How many times a group-commit leader yields to writers still appending before it fsyncs.
+GATHER_ROUNDS: Final = 8
 #: The active segment's file and mapping start this large and double up to the segment size.
 INITIAL_MAP_SIZE: Final = 1 << 20
 
@@ -61,6 +64,9 @@ class SegmentWriter:
         self.error: StorageError | None = None
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
+        #: Writers waiting for durability sleep on this; one of them (the leader) fsyncs.
+        self.sync_done = threading.Condition(threading.Lock())
+        self.syncing = False
 
     @property
     def pos(self) -> int:
@@ -160,16 +166,49 @@ class SegmentWriter:
     # ------------------------------------------------------------- durability
 
     def make_durable(self, pos: int) -> None:
-        """Return once everything up to ``pos`` is fsynced, sharing fsyncs between threads."""
-        while self.synced < pos:
-            with self.sync_lock:
-                if self.synced >= pos:
-                    return
+        """Return once everything up to ``pos`` is fsynced, sharing fsyncs between threads.
+
+        The first waiter becomes the leader and fsyncs everything appended so
+        far; the others sleep until a leader's fsync covers them (group commit).
+        """
+        with self.sync_done:
+            while self.synced < pos:
                 if self.error is not None:
                     raise self.error
-                target = self.pos
+                if not self.syncing:
+                    self.syncing = True
+                    break
+                self.sync_done.wait()
+            else:
+                return
+        target = 0
+        try:
+            with self.sync_lock:
+                target = self._gather()
                 self._fsync_active()
-                self.synced = max(self.synced, target)
+        finally:
+            with self.sync_done:
+                self.syncing = False
+                if self.error is None:
+                    self.synced = max(self.synced, target)
+                self.sync_done.notify_all()
+        if self.synced < pos:
+            raise self.error or FailedError(f"{self.directory}: fsync did not cover the write")
+
+    def _gather(self) -> int:
+        """Let writers that are still appending join this fsync; return the position to cover.
+
+        Yielding the GIL while appends keep arriving costs a single writer one
+        ``sleep(0)``, and lets a crowd of writers share one fsync instead of two.
+        """
+        last = self.pos
+        for _ in range(GATHER_ROUNDS):
+            time.sleep(0)
+            now = self.pos
+            if now == last:
+                break
+            last = now
+        return last
 
     def sync(self) -> None:
         """fsync everything appended so far."""
@@ -178,14 +217,19 @@ class SegmentWriter:
         self.make_durable(self.pos)
 
     def _fsync_active(self) -> None:
-        """msync the mapping and fsync the file (sync lock held); an error fails the writer."""
-        if self.active is None or self.map is None:
+        """fsync the active segment (sync lock held); an error fails the writer.
+
+        On Linux, fsync writes back the pages stored into through the shared
+        mapping: they are the file's own page-cache pages. No msync: CPython
+        runs it without releasing the GIL, which would stall every other
+        thread for the whole flush and defeat group commit.
+        """
+        if self.active is None:
             return
         try:
-            self.map.flush()
             self.active.fsync()
-        except (OSError, ValueError) as exc:
-            raise self.fail("fsync", OSError(str(exc))) from exc
+        except OSError as exc:
+            raise self.fail("fsync", exc) from exc
         self.fsyncs += 1
 
     def fail(self, what: str, exc: OSError) -> FailedError:

@@ -1,0 +1,278 @@
+"""The engine's public surface: reads, writes, scans, expiry, bad input, ownership, failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FakeClock
+
+from engine import ClosedError, Engine, FailedError, LockedError, StorageError
+from engine.fs import MemoryFileSystem, Op
+
+
+def test_put_get_delete(db: Engine) -> None:
+    db.put(b"a", b"1")
+    db.put(b"b", bytearray(b"2"))
+    assert db.get(b"a") == b"1"
+    assert db.get(b"b") == b"2"
+    assert db.get(b"missing") is None
+    db.put(b"a", b"one")
+    assert db.get(b"a") == b"one"
+    db.delete(b"a")
+    db.delete(b"a")  # deleting a missing key is not an error
+    assert db.get(b"a") is None
+    assert len(db) == 1
+    assert b"b" in db and b"a" not in db
+
+
+def test_values_are_copies(db: Engine) -> None:
+    value = bytearray(b"mutable")
+    db.put(b"k", value)
+    value[:] = b"changed"
+    assert db.get(b"k") == b"mutable"
+
+
+def test_empty_value_and_binary_keys(db: Engine) -> None:
+    db.put(b"\x00", b"")
+    db.put(b"\xff\x00\xff", b"\x00" * 10)
+    assert db.get(b"\x00") == b""
+    assert db.get(b"\xff\x00\xff") == b"\x00" * 10
+
+
+def test_data_survives_reopen_and_rollover(store_dir: Path) -> None:
+    with Engine.open(store_dir, segment_size=512) as db:
+        for i in range(100):
+            db.put(b"k%03d" % i, b"v%d" % i)
+        for i in range(0, 100, 3):
+            db.delete(b"k%03d" % i)
+        assert db.stats()["segment_count"] > 3
+    with Engine.open(store_dir, segment_size=512) as db:
+        expected = {b"k%03d" % i: b"v%d" % i for i in range(100) if i % 3}
+        assert dict(db.scan()) == expected
+        assert len(db) == len(expected)
+
+
+def test_scan_order_bounds_prefix_reverse(db: Engine) -> None:
+    keys = [b"a", b"ab", b"abc", b"b", b"ba", b"c", b"\xff", b"\xff\xff"]
+    for key in reversed(keys):
+        db.put(key, key.upper())
+    assert [k for k, _ in db.scan()] == keys
+    assert [k for k, _ in db.scan(reverse=True)] == keys[::-1]
+    assert [k for k, _ in db.scan(prefix=b"a")] == [b"a", b"ab", b"abc"]
+    assert [k for k, _ in db.scan(prefix=b"\xff")] == [b"\xff", b"\xff\xff"]
+    assert [k for k, _ in db.scan(start=b"ab", end=b"ba")] == [b"ab", b"abc", b"b"]
+    assert [k for k, _ in db.scan(prefix=b"a", start=b"ab", end=b"abc")] == [b"ab"]
+    assert list(db.scan(start=b"c", end=b"a")) == []
+    assert list(db.scan_keys(prefix=b"b", reverse=True)) == [b"ba", b"b"]
+    assert dict(db.scan(prefix=b"ab")) == {b"ab": b"AB", b"abc": b"ABC"}
+
+
+def test_scan_is_a_snapshot(db: Engine) -> None:
+    for i in range(10):
+        db.put(b"k%d" % i, b"old")
+    scan = db.scan()
+    first = next(scan)
+    for i in range(10):
+        db.put(b"k%d" % i, b"new")
+    db.delete(b"k5")
+    db.put(b"k99", b"added")
+    rest = list(scan)
+    assert [first, *rest] == [(b"k%d" % i, b"old") for i in range(10)]
+
+
+def test_expiry_with_a_fake_clock(store_dir: Path, clock: FakeClock) -> None:
+    with Engine.open(store_dir, clock=clock) as db:
+        db.put(b"ttl", b"v", ttl=10)
+        db.put(b"abs", b"v", expires_at=clock.now + 20)
+        db.put(b"past", b"v", expires_at=clock.now - 1)
+        db.put(b"forever", b"v")
+        assert db.get_entry(b"ttl") == (b"v", clock.now + 10)
+        assert db.get_entry(b"forever") == (b"v", None)
+        assert db.get(b"past") is None and b"past" not in db
+        assert len(db) == 3
+        clock.advance(10)
+        assert db.get(b"ttl") is None and b"ttl" not in db
+        assert [k for k, _ in db.scan()] == [b"abs", b"forever"]
+        assert len(db) == 2
+    with Engine.open(store_dir, clock=clock) as db:
+        assert [k for k, _ in db.scan()] == [b"abs", b"forever"]
+        clock.advance(10)
+    with Engine.open(store_dir, clock=clock) as db:
+        assert [k for k, _ in db.scan()] == [b"forever"]
+        assert len(db) == 1 and db.get(b"abs") is None
+
+
+def test_rewrite_clears_expiry(db: Engine, clock: FakeClock) -> None:
+    db.put(b"k", b"v1", ttl=5)
+    db.put(b"k", b"v2")
+    clock.advance(100)
+    assert db.get(b"k") == b"v2"
+    db.put(b"k", b"v3", ttl=-1)
+    assert db.get(b"k") is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("str", b"v", TypeError),
+        (b"k", "str", TypeError),
+        (None, b"v", TypeError),
+        (b"k", 5, TypeError),
+        (b"", b"v", ValueError),
+        (b"k" * 101, b"v", ValueError),
+        (b"k", b"v" * 1001, ValueError),
+    ],
+)
+def test_bad_input_raises_and_writes_nothing(
+    store_dir: Path, key: object, value: object, error: type[Exception]
+) -> None:
+    with Engine.open(store_dir, max_key_size=100, max_value_size=1000) as db:
+        db.put(b"before", b"x")
+        before = db.stats()
+        with pytest.raises(error):
+            db.put(key, value)  # type: ignore[arg-type]
+        after = db.stats()
+        assert (after["sequence"], after["disk_bytes"]) == (
+            before["sequence"],
+            before["disk_bytes"],
+        )
+        assert dict(db.scan()) == {b"before": b"x"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"ttl": "10"}, TypeError),
+        ({"ttl": float("nan")}, ValueError),
+        ({"expires_at": float("inf")}, ValueError),
+        ({"expires_at": True}, TypeError),
+    ],
+)
+def test_bad_expiry_writes_nothing(db: Engine, kwargs: dict[str, object], error: type) -> None:
+    with pytest.raises(error):
+        db.put(b"k", b"v", **kwargs)  # type: ignore[arg-type]
+    assert db.get(b"k") is None and db.stats()["sequence"] == 0
+
+
+def test_bad_key_types_on_reads(db: Engine) -> None:
+    with pytest.raises(TypeError):
+        db.get("k")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        db.get(b"")
+    with pytest.raises(TypeError):
+        db.delete(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        db.scan(prefix="p")  # type: ignore[arg-type]
+    assert "k" not in db  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sync": "sometimes"},
+        {"sync_interval": 0},
+        {"segment_size": 10},
+        {"max_key_size": 0},
+        {"recovery": "hope"},
+        {"clock": 5},
+    ],
+)
+def test_bad_options_touch_nothing(tmp_path: Path, options: dict[str, object]) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        Engine.open(tmp_path / "never", **options)  # type: ignore[arg-type]
+    assert not (tmp_path / "never").exists()
+
+
+def test_second_open_in_process_is_refused(db: Engine, store_dir: Path) -> None:
+    with pytest.raises(LockedError, match=str(store_dir)):
+        Engine.open(store_dir)
+    assert db.get(b"x") is None
+
+
+def test_second_open_from_another_process_is_refused(db: Engine, store_dir: Path) -> None:
+    db.put(b"k", b"v")
+    code = (
+        "import sys\n"
+        "from engine import Engine, LockedError\n"
+        "try:\n"
+        f"    Engine.open({str(store_dir)!r})\n"
+        "except LockedError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3, result.stderr
+    assert str(store_dir) in result.stdout
+    assert db.get(b"k") == b"v"
+
+
+def test_lock_is_released_on_close(store_dir: Path) -> None:
+    Engine.open(store_dir).close()
+    with Engine.open(store_dir) as db:
+        db.put(b"k", b"v")
+
+
+def test_closed_engine_refuses_work(store_dir: Path) -> None:
+    db = Engine.open(store_dir)
+    db.put(b"k", b"v")
+    db.close()
+    db.close()
+    assert db.closed
+    for call in (lambda: db.get(b"k"), lambda: db.put(b"k", b"v"), lambda: db.scan()):
+        with pytest.raises(ClosedError):
+            call()
+
+
+def test_fsync_failure_fails_the_engine_until_reopen() -> None:
+    fs = MemoryFileSystem()
+    db = Engine.open("/store", fs=fs, sync="always")
+    db.put(b"kept", b"1")
+
+    def fail_fsync(op: Op) -> None:
+        if op[0] == "fsync":
+            raise OSError(5, "EIO")
+
+    fs.hook = fail_fsync
+    with pytest.raises(FailedError):
+        db.put(b"lost", b"2")
+    for call in (lambda: db.put(b"k", b"v"), lambda: db.get(b"kept"), db.sync):
+        with pytest.raises(FailedError):
+            call()
+    assert db.stats()["failed"]
+    db.close()
+    fs.hook = None
+    with Engine.open("/store", fs=fs) as again:
+        assert again.get(b"kept") == b"1"
+        again.put(b"new", b"3")
+        assert again.get(b"new") == b"3"
+
+
+def test_a_failed_open_releases_the_lock(store_dir: Path) -> None:
+    with Engine.open(store_dir, segment_size=100) as db:
+        for i in range(10):
+            db.put(b"k%d" % i, b"v" * 20)
+    first = sorted(p for p in os.listdir(store_dir) if p.endswith(".seg"))[0]
+    with open(store_dir / first, "r+b") as f:
+        f.seek(40)
+        f.write(b"\xff\xff")
+    with pytest.raises(StorageError):
+        Engine.open(store_dir, segment_size=100)
+    with Engine.open(store_dir, segment_size=100, recovery="skip_any_corrupted") as db:
+        assert db.stats()["recovery"]["skipped_bytes"] > 0
+
+
+def test_stats_shape(db: Engine) -> None:
+    db.put(b"a", b"1")
+    db.put(b"a", b"2")
+    stats = db.stats()
+    assert stats["keys"] == 1
+    assert stats["writes"] == 2
+    assert stats["dead_bytes"] > 0
+    assert stats["live_bytes"] > 0
+    assert stats["recovery"]["truncated_bytes"] == 0
+    assert set(stats["segments"]) == {stats["active_segment"]}

@@ -1,0 +1,167 @@
+"""Sharing an engine between threads and processes: atomicity, snapshots, group commit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine import Engine
+from engine.fs import MemoryFileSystem, Op
+
+
+def run_threads(count: int, target: object) -> None:
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]  # type: ignore[arg-type]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_threads_hammering_distinct_keys_lose_nothing(tmp_path: Path) -> None:
+    with Engine.open(tmp_path, segment_size=64 << 10) as db:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(2000):
+                    key = b"t%d-%d" % (n, i % 50)
+                    db.put(key, b"%d" % i)
+                    assert db.get(key) == b"%d" % i
+                    if i % 7 == 0:
+                        db.delete(key)
+                        assert db.get(key) is None
+                    if i % 100 == 0:
+                        list(db.scan(prefix=b"t%d-" % n))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        run_threads(8, work)
+        assert not errors
+        snapshot = dict(db.scan())
+    with Engine.open(tmp_path, segment_size=64 << 10) as db:
+        assert dict(db.scan()) == snapshot
+        for n in range(8):
+            for j in range(50):
+                last = max(i for i in range(2000) if i % 50 == j)
+                expected = None if last % 7 == 0 else b"%d" % last
+                assert db.get(b"t%d-%d" % (n, j)) == expected
+
+
+def test_concurrent_writers_to_one_key_leave_one_of_their_values(tmp_path: Path) -> None:
+    with Engine.open(tmp_path) as db:
+        run_threads(6, lambda n: [db.put(b"shared", b"%d-%d" % (n, i)) for i in range(500)])
+        final = db.get(b"shared")
+        assert final is not None and final.endswith(b"-499")
+    with Engine.open(tmp_path) as db:
+        assert db.get(b"shared") == final
+
+
+def test_scans_never_see_half_a_batch(tmp_path: Path) -> None:
+    """Batches move a pair of keys together; every scan must see both or neither."""
+    with Engine.open(tmp_path, segment_size=32 << 10) as db:
+        for i in range(20):
+            with db.batch() as batch:
+                batch.put(b"pair%02d-a" % i, b"x")
+                batch.put(b"pair%02d-b" % i, b"x")
+        stop = threading.Event()
+        seen_halves: list[bytes] = []
+
+        def flip(n: int) -> None:
+            i = 0
+            while not stop.is_set():
+                pair = b"pair%02d" % (i % 20)
+                with db.batch() as batch:
+                    if (i // 20) % 2 == 0:
+                        batch.delete(pair + b"-a")
+                        batch.delete(pair + b"-b")
+                    else:
+                        batch.put(pair + b"-a", b"%d" % i)
+                        batch.put(pair + b"-b", b"%d" % i)
+                i += 1
+
+        def scan(n: int) -> None:
+            for _ in range(200):
+                keys = set(db.scan_keys(prefix=b"pair"))
+                for key in keys:
+                    other = key[:-1] + (b"b" if key.endswith(b"a") else b"a")
+                    if other not in keys:
+                        seen_halves.append(key)
+
+        writer = threading.Thread(target=flip, args=(0,))
+        writer.start()
+        run_threads(3, scan)
+        stop.set()
+        writer.join()
+        assert seen_halves == []
+
+
+def test_group_commit_shares_fsyncs_between_writers() -> None:
+    """With sync="always" and slow fsyncs, 8 writers need far fewer fsyncs than writes."""
+    fs = MemoryFileSystem()
+
+    def slow_fsync(op: Op) -> None:
+        if op[0] == "fsync":
+            time.sleep(0.002)
+
+    with Engine.open("/s", fs=fs, sync="always") as db:
+        fs.hook = slow_fsync
+        before = db.stats()["fsyncs"]
+        run_threads(8, lambda n: [db.put(b"k%d-%d" % (n, i), b"v") for i in range(50)])
+        stats = db.stats()
+        fs.hook = None
+        fsyncs = stats["fsyncs"] - before
+        assert stats["writes"] == 400
+        assert fsyncs < 400 / 2, fsyncs
+        assert stats["fsyncs_per_write"] < 0.5
+
+
+def test_every_always_write_is_fsynced_before_it_returns() -> None:
+    fs = MemoryFileSystem()
+    with Engine.open("/s", fs=fs, sync="always") as db:
+        for i in range(20):
+            db.put(b"k%d" % i, b"v%d" % i)
+            survivor = fs.after_power_loss()
+            with Engine.open("/s", fs=survivor) as after:
+                assert after.get(b"k%d" % i) == b"v%d" % i
+
+
+WRITER = """
+import sys
+from engine import Engine
+db = Engine.open(sys.argv[1], sync=sys.argv[2], segment_size=4096)
+i = 0
+while True:
+    with db.batch() as batch:
+        for j in range(10):
+            batch.put(b"k%d" % j, b"%d" % i)
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_sigkill_during_batches_never_leaves_a_partial_batch(tmp_path: Path) -> None:
+    for mode in ("none", "periodic", "always"):
+        store = tmp_path / mode
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(store), mode],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        acknowledged = -1
+        for line in proc.stdout:
+            acknowledged = int(line)
+            if acknowledged >= 300:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with Engine.open(store, segment_size=4096) as db:
+            values = {db.get(b"k%d" % j) for j in range(10)}
+            assert len(values) == 1, values
+            (value,) = values
+            assert value is not None and int(value) >= acknowledged
