@@ -27,7 +27,7 @@ from typing import Any, Final
 from engine import Engine, SyncMode
 from store_api import codec
 from store_api.interface import Store
-from store_api.keys import TERMINATOR, TERMINATOR_SIZE, escape, namespace, unescape
+from store_api.keys import ESCAPED_NUL, NUL, decode_key, encode_key, key_prefix, namespace, to_bytes
 from store_api.options import Options
 from store_api.paths import default_dir
 from store_api.record import NO_EXPIRY, NotFoundError, Record
@@ -65,7 +65,7 @@ class LogStore(Store):
         nodes: tuple[str, ...] = (),
         **engine_options: Any,
     ) -> None:
-        self._options = Options().merge(
+        options = Options().merge(
             path=path,
             database=database,
             table=table,
@@ -74,11 +74,12 @@ class LogStore(Store):
             nodes=nodes,
             **engine_options,
         )
+        self._options = options.merge(path=_directory(options))
         self._state_lock = threading.RLock()
         self._suffix_lock = threading.Lock()
         self._db: Engine | None = None
-        self._spaces: dict[tuple[str, str], bytes] = {}
-        self._suffixes: dict[bytes, SuffixIndex] = {}
+        self._spaces: dict[tuple[str, str], str] = {}
+        self._suffixes: dict[str, SuffixIndex] = {}
         self._clock: Callable[[], float] = time.time
         self._configure()
         self.connect()
@@ -90,29 +91,14 @@ class LogStore(Store):
         self._clock = self._options.engine_options.get("clock", time.time)
         self._spaces = {}
 
-    def directory(self) -> str:
-        """The engine directory these options name."""
-        options = self._options
-        if options.path is not None:
-            return options.path
-        if len(options.nodes) == 1:
-            return os.path.abspath(os.path.expanduser(options.nodes[0]))
-        if options.nodes:
-            raise ValueError(
-                f"LogStore is embedded: give one node (a directory), not {options.nodes}"
-            )
-        return default_dir()
-
     def connect(self) -> None:
         """Open the engine directory unless already open; ``LockedError`` if another holds it."""
         with self._state_lock:
             if self._db is not None:
                 return
-            directory = self.directory()
-            os.makedirs(directory, exist_ok=True)
             options = self._options
             self._db = Engine.open(
-                directory,
+                _directory(options),
                 sync=options.sync,
                 sync_interval=options.sync_interval,
                 **options.engine_options,
@@ -182,8 +168,8 @@ class LogStore(Store):
 
     # -- namespaces --------------------------------------------------------
 
-    def _space(self, database: str, table: str) -> bytes:
-        """The engine-key prefix of (database, table), empty names falling back to the options."""
+    def _space(self, database: str, table: str) -> str:
+        """The namespace text of (database, table), empty names falling back to the options."""
         if type(database) is not str or type(table) is not str:
             for name, value in (("database", database), ("table", table)):
                 if not isinstance(value, str):
@@ -211,6 +197,8 @@ class LogStore(Store):
         ttl: timedelta | float | None = None,
     ) -> None:
         """Upsert ``record``; every check runs before the engine is touched."""
+        if type(record) is not Record and not isinstance(record, Record):
+            raise TypeError(f"record must be a Record, not {type(record).__name__}")
         key = record.key
         if type(key) is not str or not key:
             _bad_key(key)
@@ -218,10 +206,11 @@ class LogStore(Store):
         if type(value) is not bytes:
             value = _as_bytes(value)
         space = self._spaces.get((database, table)) or self._space(database, table)
-        raw = key.encode("utf-8", "surrogatepass")
-        if b"\x00" in raw:
-            raw = raw.replace(b"\x00", b"\x00\xff")
-        engine_key = b"".join((space, raw, TERMINATOR))
+        try:  # keys.encode_key inlined: strict UTF-8 of a NUL-free key is the fast path
+            key_text = key.replace(NUL, ESCAPED_NUL) if NUL in key else key
+            engine_key = f"{space}{key_text}\x00\x01".encode()
+        except UnicodeEncodeError:
+            engine_key = encode_key(space, key)
         metadata = record.metadata
         lifetime = record.expiry
         expires_at: float | None = None
@@ -237,24 +226,22 @@ class LogStore(Store):
             meta_json = codec.encode_metadata(metadata) if metadata else None
             expires_at, now = self._expires_at(lifetime, expiry, ttl)
             if expires_at is not None and expires_at <= now:
-                self._delete(space, key, engine_key)
+                self._delete(engine_key)
                 return
             data = codec.encode(value, meta_json, expires_at)
         db = self._db
         if db is None:
             db = self._reconnect()
-        index = self._suffixes.get(space) if self._suffixes else None
-        if index is None:
-            if expires_at is None:
-                db.put(engine_key, data)
-            else:
-                db.put(engine_key, data, expires_at=expires_at)
-            if self._suffixes and space in self._suffixes:
-                self._resync_suffix(db, space, key, engine_key)
+        if expires_at is None:
+            db.put(engine_key, data)
         else:
-            with self._suffix_lock:
-                db.put(engine_key, data, expires_at=expires_at)
-                index.add(key)
+            db.put(engine_key, data, expires_at=expires_at)
+        # After the put, so a suffix index registered meanwhile either sees it in its
+        # key scan or here (see _suffix_candidates).
+        if self._suffixes:
+            index = self._suffixes.get(space)
+            if index is not None:
+                index.note(key)
 
     def _expires_at(
         self, lifetime: object, expiry: object, ttl: object
@@ -282,22 +269,14 @@ class LogStore(Store):
         if type(key) is not str or not key:
             _bad_key(key)
         space = self._spaces.get((database, table)) or self._space(database, table)
-        self._delete(space, key, space + escape(key) + TERMINATOR)
+        self._delete(encode_key(space, key))
 
-    def _delete(self, space: bytes, key: str, engine_key: bytes) -> None:
-        """Delete one engine key, keeping the table's suffix index (if any) in step."""
+    def _delete(self, engine_key: bytes) -> None:
+        """Delete one engine key (a suffix index drops it when a query finds it dead)."""
         db = self._db
         if db is None:
             db = self._reconnect()
-        index = self._suffixes.get(space) if self._suffixes else None
-        if index is None:
-            db.delete(engine_key)
-            if self._suffixes and space in self._suffixes:
-                self._resync_suffix(db, space, key, engine_key)
-        else:
-            with self._suffix_lock:
-                db.delete(engine_key)
-                index.discard(key)
+        db.delete(engine_key)
 
     # -- reads -------------------------------------------------------------
 
@@ -323,10 +302,12 @@ class LogStore(Store):
         db = self._db
         if db is None:
             db = self._reconnect()
-        raw = key.encode("utf-8", "surrogatepass")
-        if b"\x00" in raw:
-            raw = raw.replace(b"\x00", b"\x00\xff")
-        data = db.get(b"".join((space, raw, TERMINATOR)))
+        try:  # keys.encode_key inlined: strict UTF-8 of a NUL-free key is the fast path
+            key_text = key.replace(NUL, ESCAPED_NUL) if NUL in key else key
+            engine_key = f"{space}{key_text}\x00\x01".encode()
+        except UnicodeEncodeError:
+            engine_key = encode_key(space, key)
+        data = db.get(engine_key)
         if data is not None:
             if not data[0]:
                 # The hot path builds the record without Record.__init__'s argument handling.
@@ -377,27 +358,25 @@ class LogStore(Store):
             records = self._prefix_records(db, space, key, now)
         return builtins.list(islice(records, offset, offset + limit if limit else None))
 
-    def _prefix_records(
-        self, db: Engine, space: bytes, prefix: str, now: float
-    ) -> Iterator[Record]:
+    def _prefix_records(self, db: Engine, space: str, prefix: str, now: float) -> Iterator[Record]:
         """Live records of ``space`` whose key starts with ``prefix``, ascending."""
-        size = len(space)
-        for engine_key, data in db.scan(prefix=space + escape(prefix)):
-            key = unescape(engine_key[size:-TERMINATOR_SIZE])
+        size = len(to_bytes(space))
+        for engine_key, data in db.scan(prefix=key_prefix(space, prefix)):
+            key = decode_key(size, engine_key)
             record = Record(key, data[1:]) if not data[0] else self._decode(key, data, now)
             if record is not None:
                 yield record
 
     def _suffix_records(
-        self, db: Engine, space: bytes, prefix: str, suffix: str, now: float
+        self, db: Engine, space: str, prefix: str, suffix: str, now: float
     ) -> Iterator[Record]:
         """Live records of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
-        for key in self._suffix_candidates(db, space, prefix, suffix):
-            engine_key = space + escape(key) + TERMINATOR
-            data = db.get(engine_key)
+        index, candidates = self._suffix_candidates(db, space, prefix, suffix)
+        for key in candidates:
+            data = db.get(encode_key(space, key))
             record = None if data is None else self._decode(key, data, now)
             if record is None:
-                self._resync_suffix(db, space, key, engine_key)
+                index.discard(key)
             else:
                 yield record
 
@@ -424,56 +403,59 @@ class LogStore(Store):
         if suffix:
             keys = self._suffix_keys(db, space, prefix, suffix)
         else:
-            size = len(space)
+            size = len(to_bytes(space))
             keys = (
-                unescape(engine_key[size:-TERMINATOR_SIZE])
-                for engine_key in db.scan_keys(prefix=space + escape(prefix))
+                decode_key(size, engine_key)
+                for engine_key in db.scan_keys(prefix=key_prefix(space, prefix))
             )
         return builtins.list(islice(keys, offset, offset + limit if limit else None))
 
-    def _suffix_keys(self, db: Engine, space: bytes, prefix: str, suffix: str) -> Iterator[str]:
+    def _suffix_keys(self, db: Engine, space: str, prefix: str, suffix: str) -> Iterator[str]:
         """Live keys of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
-        for key in self._suffix_candidates(db, space, prefix, suffix):
-            engine_key = space + escape(key) + TERMINATOR
-            if db.get(engine_key) is None:
-                self._resync_suffix(db, space, key, engine_key)
-            else:
+        index, candidates = self._suffix_candidates(db, space, prefix, suffix)
+        for key in candidates:
+            if encode_key(space, key) in db:
                 yield key
+            else:
+                index.discard(key)
 
     # -- the suffix index --------------------------------------------------
 
     def _suffix_candidates(
-        self, db: Engine, space: bytes, prefix: str, suffix: str
-    ) -> builtins.list[str]:
-        """Keys that may end with ``suffix`` and start with ``prefix``, ascending.
+        self, db: Engine, space: str, prefix: str, suffix: str
+    ) -> tuple[SuffixIndex, builtins.list[str]]:
+        """The table's suffix index and the keys in it that may match, ascending.
 
-        Builds the table's index on first use: it is registered before the key
-        scan starts, so a concurrent write either lands in the scan's snapshot or
-        sees the index and updates it (``_resync_suffix``).
+        Builds the index on first use. It is registered before the key scan
+        starts and writers note keys after their put, so a concurrent write
+        lands in the scan's snapshot, in the index's pending keys, or both.
         """
-        with self._suffix_lock:
-            index = self._suffixes.get(space)
-            if index is None:
-                index = SuffixIndex()
-                self._suffixes = {**self._suffixes, space: index}
-                size = len(space)
-                for engine_key in db.scan_keys(prefix=space):
-                    index.add(unescape(engine_key[size:-TERMINATOR_SIZE]))
-            found = index.matching(suffix)
+        index = self._suffixes.get(space)
+        if index is None:
+            with self._suffix_lock:
+                index = self._suffixes.get(space)
+                if index is None:
+                    index = SuffixIndex()
+                    self._suffixes = {**self._suffixes, space: index}
+                    size = len(to_bytes(space))
+                    index.load(
+                        decode_key(size, key) for key in db.scan_keys(prefix=to_bytes(space))
+                    )
+        found = index.matching(suffix)
         if prefix:
             found = [key for key in found if key.startswith(prefix)]
-        return found
+        return index, found
 
-    def _resync_suffix(self, db: Engine, space: bytes, key: str, engine_key: bytes) -> None:
-        """Make the suffix index agree with the engine about ``key`` (present or not)."""
-        with self._suffix_lock:
-            index = self._suffixes.get(space)
-            if index is None:
-                return
-            if db.get(engine_key) is None:
-                index.discard(key)
-            else:
-                index.add(key)
+
+def _directory(options: Options) -> str:
+    """The engine directory options name: ``path``, else the one node, else the default."""
+    if options.path is not None:
+        return options.path
+    if len(options.nodes) == 1:
+        return os.path.abspath(os.path.expanduser(options.nodes[0]))
+    if options.nodes:
+        raise ValueError(f"LogStore is embedded: give one node (a directory), not {options.nodes}")
+    return default_dir()
 
 
 def _bad_key(key: object) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from engine.fs import MemoryFileSystem
 from store_api import LogStore, Store
 
 #: A fixed starting instant (2023-11-14) so absolute datetimes make sense on the fake clock.
@@ -81,7 +82,21 @@ class LogBackend(Backend):
         )
 
 
-BACKENDS: dict[str, type[Backend]] = {"log": LogBackend}
+class MemoryLogBackend(LogBackend):
+    """``LogStore`` over the engine's in-memory file system: same code, no disk."""
+
+    name = "log-memfs"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.fs = MemoryFileSystem()
+
+    def make(self, clock: FakeClock, **options: Any) -> Store:
+        options.setdefault("fs", self.fs)
+        return super().make(clock, **options)
+
+
+BACKENDS: dict[str, type[Backend]] = {"log": LogBackend, "log-memfs": MemoryLogBackend}
 
 
 class StoreFactory:
