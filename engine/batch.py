@@ -22,6 +22,8 @@ class Batch:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._max_key_size = engine.options.max_key_size
+        self._max_value_size = engine.options.max_value_size
         self._ops: list[tuple[bytes, bytes | None, float]] = []
         self._done = False
 
@@ -34,14 +36,20 @@ class Batch:
         expires_at: float | None = None,
     ) -> None:
         """Queue a put (checked now, so a bad one never reaches commit)."""
-        self._check_open()
-        engine = self._engine
-        key, value = engine._check_key(key), engine._check_value(value)
+        if self._done:
+            self._check_open()
+        if (
+            type(key) is not bytes
+            or type(value) is not bytes
+            or not key
+            or len(key) > self._max_key_size
+            or len(value) > self._max_value_size
+        ):
+            key, value = self._engine._checked(key, value)
         if ttl is None and expires_at is None:
-            expires = NO_EXPIRY
+            self._ops.append((key, value, NO_EXPIRY))
         else:
-            expires = engine._expiry_of(ttl, expires_at)
-        self._ops.append((key, value, expires))
+            self._ops.append((key, value, self._engine._expiry_of(ttl, expires_at)))
 
     def delete(self, key: bytes) -> None:
         """Queue a delete."""
