@@ -50,6 +50,8 @@ class Collector:
     )
     notes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    """Wall time of each worker process, for seeing where a run's time goes."""
 
     def add_result(
         self, store: str, sync: str, workload: str, value: float, extra: dict[str, Any]

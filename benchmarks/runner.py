@@ -57,7 +57,7 @@ class BenchConfig:
     durable_ops: int = 20_000
     durable_seconds: float = 1.0
     sync_interval: float = 1.0
-    budget_seconds: float = 30.0
+    budget_seconds: float = 5.0
     timeout: float = 1800.0
     out: str = "bench-results"
     json_path: str | None = None
@@ -368,7 +368,17 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
             prefix = f"round {item.round + 1}/{config.rounds} · {spec.store} · {spec.sync}"
             progress.describe(prefix)
             events = _TaskEvents(item, collector, progress, prefix)
+            began = time.perf_counter()
             error = run_worker(spec, events.handle, config.timeout)
+            collector.tasks.append(
+                {
+                    "store": spec.store,
+                    "sync": spec.sync,
+                    "group": spec.group,
+                    "round": item.round + 1,
+                    "seconds": round(time.perf_counter() - began, 2),
+                }
+            )
             if error is not None:
                 collector.add_error(
                     store=spec.store,
@@ -404,6 +414,7 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
         "stores": info,
         "results": row_dicts(rows),
         "errors": collector.errors,
+        "tasks": collector.tasks,
     }
 
     json_path = Path(config.json_path) if config.json_path else out / "results.json"

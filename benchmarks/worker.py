@@ -69,7 +69,7 @@ class TaskSpec:
     durable_ops: int = 20_000
     durable_seconds: float = 1.0
     sync_interval: float = 1.0
-    budget_seconds: float = 30.0
+    budget_seconds: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:

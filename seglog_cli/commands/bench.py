@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--budget",
         type=float,
         dest="budget_seconds",
-        help="time budget in seconds for fill-seq, overwrite and delete (default 30)",
+        help="time budget in seconds for fill-seq, overwrite and delete (default 5)",
     )
     size.add_argument("--seed", type=int, help="seed for keys order and values (default 1)")
     size.add_argument("--timeout", type=float, help="seconds per store process (default 1800)")
