@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from typing import Any
 
@@ -149,9 +150,14 @@ def run(args: argparse.Namespace) -> int:
     if config.size < 1 or config.rounds < 1:
         print("seglog bench: --size and --rounds must be at least 1", file=sys.stderr)
         return 2
+    # Turn SIGTERM into SystemExit so the runner's cleanup kills the worker process
+    # it is waiting for instead of leaving it running on its own.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         _document, code = run_bench(config, _console())
     except ValueError as exc:
         print(f"seglog bench: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return code
