@@ -47,11 +47,15 @@ class SemidbmAdapter(Adapter):
             self.put, self.delete = put, delete
         else:
             self.put, self.delete = db.__setitem__, db.__delitem__
-        contains, getitem = db.__contains__, db.__getitem__
+        getitem = db.__getitem__
 
         def get(key: bytes) -> bytes | None:
-            # semidbm raises KeyError for a missing key; a hit costs one check more.
-            return getitem(key) if contains(key) else None
+            # semidbm raises KeyError for a missing key; a hit pays only the try.
+            try:
+                value: bytes = getitem(key)
+            except KeyError:
+                return None
+            return value
 
         self.get = get
 

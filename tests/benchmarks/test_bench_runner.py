@@ -53,6 +53,9 @@ def test_tiny_run_of_two_stores(tmp_path: Path) -> None:
     assert doc["errors"] == []
     assert doc["baseline"] == "seglog"
     assert doc["config"]["size"] == 300
+    assert {(t["store"], t["group"]) for t in doc["tasks"]} == {
+        (s, g) for s in ("seglog", "sqlite") for g in ("main", "durable")
+    }
     results = {(r["store"], r["sync"], r["workload"]): r for r in doc["results"]}
     for store in ("seglog", "sqlite"):
         for workload in ("fill-seq", "fill-random", "overwrite", "read-random", "prefix-scan"):
