@@ -111,3 +111,19 @@ def test_worker_budget_cuts_a_slow_store_short(tmp_path: Path) -> None:
     Task(spec, events.append).run()
     (result,) = [e for e in events if e["event"] == "result"]
     assert "partial" in result["extra"]
+
+
+@pytest.mark.parametrize("workloads", [["fill-seq"], ["reopen"], ["overwrite", "delete"]])
+def test_worker_reports_only_what_was_asked(tmp_path: Path, workloads: list[str]) -> None:
+    events: list[dict[str, Any]] = []
+    spec = TaskSpec(
+        store="sqlite",
+        sync="periodic",
+        group="main",
+        workloads=workloads,
+        directory=str(tmp_path),
+        size=100,
+    )
+    Task(spec, events.append).run()
+    assert [e["workload"] for e in events if e["event"] == "result"] == workloads
+    assert {e["workload"] for e in events if e["event"] == "start"} == set(workloads)
