@@ -15,12 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import Phase, settings
 
 from engine.fs import MemoryFileSystem
 from store_api import LogStore, Store
 
 #: A fixed starting instant (2023-11-14) so absolute datetimes make sense on the fake clock.
 EPOCH = 1_700_000_000.0
+
+
+# ``pytest --hypothesis-profile=no-shrink``: report the first failure without shrinking it,
+# for quick mutation runs (shrinking a long stateful failure can take minutes).
+settings.register_profile(
+    "no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate], print_blob=True
+)
 
 
 class FakeClock:

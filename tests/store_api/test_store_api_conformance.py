@@ -277,15 +277,27 @@ def test_2_empty_prefix_matches_the_whole_table(store: Store) -> None:
     assert keys_of(store.read("", suffix=True)) == ["a", "b"]
 
 
-def test_2_suffix_read_sees_later_writes_and_deletes(store: Store) -> None:
-    write_all(store, ["a.x", "b.y"])
-    assert keys_of(store.read(".x", suffix=True)) == ["a.x"]
+@pytest.mark.parametrize("query", ["read", "list"])
+def test_2_suffix_queries_see_later_writes_and_deletes(
+    store: Store, clock: FakeClock, query: str
+) -> None:
+    def matching(suffix: str) -> list[str]:
+        if query == "read":
+            return keys_of(store.read(suffix, suffix=True))
+        return store.list(suffix=suffix)
+
+    write_all(store, ["a.x", "b.y", "d.x"])
+    assert matching(".x") == ["a.x", "d.x"]
     write_all(store, ["c.x"])
     store.delete("a.x")
-    assert keys_of(store.read(".x", suffix=True)) == ["c.x"]
-    assert store.list(suffix=".x") == ["c.x"]
-    write_all(store, ["a.x"])
-    assert store.list(suffix=".x") == ["a.x", "c.x"]
+    store.write(Record("d.x", b"short-lived"), ttl=1)
+    assert matching(".x") == ["c.x", "d.x"]
+    clock.advance(1)
+    assert matching(".x") == ["c.x"]
+    write_all(store, ["a.x", "d.x"])
+    assert matching(".x") == ["a.x", "c.x", "d.x"]
+    store.delete("c.x")
+    assert matching("x") == ["a.x", "d.x"]
 
 
 # -- 3. order -------------------------------------------------------------------------------
