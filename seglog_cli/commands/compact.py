@@ -63,6 +63,8 @@ def _as_dict(outcome: Any) -> Any:
 
 
 def _print(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     out = console()
     before, after = report["disk_bytes_before"], report["disk_bytes_after"]
     out.print(
@@ -71,6 +73,14 @@ def _print(report: dict[str, Any]) -> None:
         f"({human_size(before - after)} reclaimed)"
     )
     details = report["report"]
-    if isinstance(details, dict):
-        for name, value in details.items():
-            out.print(f"  {name.replace('_', ' ')}: {value}")
+    if not isinstance(details, dict):
+        return
+    table = Table("", "", show_header=False)
+    for name, value in details.items():
+        if isinstance(value, list):
+            shown = f" ({', '.join(value)})" if 0 < len(value) <= 4 else ""
+            value = f"{len(value)}{shown}"
+        elif isinstance(value, float):
+            value = f"{value:.3f}"
+        table.add_row(name.replace("_", " "), str(value))
+    out.print(table)
