@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from conftest import StoreFactory
 
 # Mostly the default namespace, so that operations meet; a few others for isolation.
-DATABASES = ["", "", "", "micro", "db2", "a\x00"]
-TABLES = ["", "", "", "micro", "b/c", "\x00t"]
+DATABASES = ["", "", "", "micro", "x", "a/b", "a\x00"]
+TABLES = ["", "", "", "micro", "x", "b/c", "a\x00"]
 KEY_CHARS = "ab/\x00é😀%*"
 KEYS = st.sampled_from(["a", "ab", "b", "ba", "a/b", "%", "*", "\x00", "a\x00", "😀"]) | (
     st.text(alphabet=KEY_CHARS, min_size=1, max_size=2)
@@ -280,9 +280,15 @@ def run_machine(factory: StoreFactory, *, examples: int, steps: int) -> None:
             assert self.store.list() == sorted(live)
             # Suffix listings every step: catches a suffix index that keeps dead keys
             # or misses new ones as soon as it happens, not only when a rule asks.
-            for suffix in ("a", "b"):
-                expected = sorted(key for key in live if key.endswith(suffix))
-                assert self.store.list(suffix=suffix) == expected
+            for affix in ("a", "b"):
+                expected = sorted(key for key in live if key.endswith(affix))
+                assert self.store.list(suffix=affix) == expected
+                records = self.store.read(affix, suffix=True)
+                assert [record.key for record in records] == expected
+                for record in records:
+                    self.check_record(record, live[record.key])
+            expected = sorted(key for key in live if key.startswith("a"))
+            assert [record.key for record in self.store.read("a", prefix=True)] == expected
 
     run_state_machine_as_test(
         StoreMachine,
