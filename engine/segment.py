@@ -23,11 +23,26 @@ from engine.fs import FileHandle, FileSystem
 
 SEGMENT_SUFFIX: Final = ".seg"
 _NAME = re.compile(r"^(\d{10})\.seg$")
+#: Compaction outputs are named apart (``0000000003.cseg``), so that an output can
+#: never be taken for the active segment (the newest log segment) and one that a
+#: crash left uncommitted is recognised as such. In memory they take ids from
+#: ``COMPACTED_BASE`` up: no log segment id (ten digits) ever reaches it.
+COMPACTED_SUFFIX: Final = ".cseg"
+COMPACTED_BASE: Final = 10**10
+_COMPACTED_NAME = re.compile(r"^(\d{10})\.cseg$")
 
 
 def segment_name(segment_id: int) -> str:
     """The file name of segment ``segment_id``: zero-padded so names sort by id."""
+    if segment_id >= COMPACTED_BASE:
+        return f"{segment_id - COMPACTED_BASE:010d}{COMPACTED_SUFFIX}"
     return f"{segment_id:010d}{SEGMENT_SUFFIX}"
+
+
+def parse_compacted_name(name: str) -> int | None:
+    """The segment id of a compaction output's file name, or None if ``name`` is not one."""
+    match = _COMPACTED_NAME.match(name)
+    return COMPACTED_BASE + int(match.group(1)) if match else None
 
 
 def parse_segment_name(name: str) -> int | None:

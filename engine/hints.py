@@ -1,0 +1,256 @@
+"""Hint files: a compacted segment's index entries without its values, so reopen skips them.
+
+Compaction writes ``0000000003.hint`` beside ``0000000003.cseg``. Entry ``i``
+describes the segment's ``i``-th record; records lie back to back after the
+segment's file header, so offsets are running sums of the sizes and need not be
+stored. Columns rather than rows: recovery decodes each column with one C call
+and indexes a whole hint without a Python step per field. Layout, little-endian,
+after the 16-byte file header of kind HINT::
+
+    count u64 | keys_bytes u64 | deletes u64 | expiring u64 | segment_bytes u64
+    seq u64[count] | size u32[count] | key_len u32[count]
+    delete_index u64[deletes] | expiring_index u64[expiring] | expires_at f64[expiring]
+    keys (keys_bytes bytes, concatenated) | crc32c u32 of every byte before it
+
+Deletes and expiries are sparse (most records are plain puts). A hint is all or
+nothing: missing, short, corrupt or not matching its segment, recovery scans
+the segment instead and gets the same index.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import operator
+import os
+import re
+import struct
+import sys
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from crc32c import crc32c
+
+from engine.errors import CorruptionError
+from engine.format import (
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    MAX_KEY_SIZE,
+    NO_EXPIRY,
+    FileKind,
+    RecordType,
+    check_file_header,
+    encode_file_header,
+)
+from engine.fs import FileSystem
+from engine.segment import COMPACTED_BASE, ScannedRecord, check_segment_header, segment_name
+
+log = logging.getLogger("seglog.compaction")
+
+HINT_SUFFIX: Final = ".hint"
+_HINT_NAME: Final = re.compile(r"^(\d{10})\.hint$")
+_COUNTS: Final = struct.Struct("<5Q")
+_CRC: Final = struct.Struct("<I")
+#: Bytes a hint takes besides its entries: file header, counts and CRC.
+HINT_OVERHEAD: Final = FILE_HEADER_SIZE + _COUNTS.size + _CRC.size
+_PUT: Final = int(RecordType.PUT)
+_DELETE: Final = int(RecordType.DELETE)
+_SWAP: Final = sys.byteorder != "little"
+
+
+def hint_name(segment_id: int) -> str:
+    """The hint file of compacted segment ``segment_id``: its number with ``.hint``."""
+    return f"{segment_id - COMPACTED_BASE:010d}{HINT_SUFFIX}"
+
+
+def parse_hint_name(name: str) -> int | None:
+    """The id of the compacted segment that hint file ``name`` describes, or None."""
+    match = _HINT_NAME.match(name)
+    return COMPACTED_BASE + int(match.group(1)) if match else None
+
+
+def _ints(typecode: str, values: Iterable[int] = ()) -> array[int]:
+    """An unsigned column: ``Q`` is 8 bytes, ``I`` is 4, on every platform we run on."""
+    column = array(typecode, values)
+    assert column.itemsize == (8 if typecode == "Q" else 4), "unsupported platform"
+    return column
+
+
+@dataclass(slots=True)
+class Hint:
+    """One compacted segment's records as recovery needs them: no values."""
+
+    segment_bytes: int
+    keys: list[bytes]
+    seqs: list[int]
+    sizes: list[int]
+    #: Entry numbers of the DELETE records (the rest are PUTs), ascending.
+    deletes: list[int]
+    #: Entry number -> absolute expiry, for the records that expire.
+    expiring: dict[int, float]
+
+    def offsets(self) -> list[int]:
+        """Each record's offset in the segment."""
+        return list(itertools.accumulate(self.sizes, initial=FILE_HEADER_SIZE))[:-1]
+
+    def records(self) -> Iterator[ScannedRecord]:
+        """The entries as a segment scan would yield them (for the slow, general path)."""
+        deleted = set(self.deletes)
+        expiring = self.expiring
+        for i, (offset, size, seq, key) in enumerate(
+            zip(self.offsets(), self.sizes, self.seqs, self.keys, strict=True)
+        ):
+            rtype = _DELETE if i in deleted else _PUT
+            yield offset, size, rtype, seq, expiring.get(i, NO_EXPIRY), key
+
+
+class HintBuilder:
+    """Collects a compacted segment's entries as its records are written."""
+
+    def __init__(self) -> None:
+        self.keys: list[bytes] = []
+        self.seqs = _ints("Q")
+        self.sizes = _ints("I")
+        self.deletes: list[int] = []
+        self.expiring: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, key: bytes, seq: int, size: int, rtype: int, expires_at: float) -> None:
+        """Note the next record of the segment (a PUT or a DELETE)."""
+        if rtype == _DELETE:
+            self.deletes.append(len(self.keys))
+        elif expires_at != NO_EXPIRY:
+            self.expiring[len(self.keys)] = expires_at
+        self.keys.append(key)
+        self.seqs.append(seq)
+        self.sizes.append(size)
+
+    def encode(self) -> bytes:
+        """The hint file's bytes."""
+        count = len(self.keys)
+        keys = b"".join(self.keys)
+        segment_bytes = FILE_HEADER_SIZE + sum(self.sizes)
+        columns: list[array[int] | array[float]] = [
+            self.seqs,
+            self.sizes,
+            _ints("I", map(len, self.keys)),
+            _ints("Q", self.deletes),
+            _ints("Q", self.expiring),
+            array("d", self.expiring.values()),
+        ]
+        counts = (count, len(keys), len(self.deletes), len(self.expiring), segment_bytes)
+        parts = [encode_file_header(FileKind.HINT), _COUNTS.pack(*counts)]
+        for column in columns:
+            if _SWAP:
+                column = column[:]
+                column.byteswap()
+            parts.append(column.tobytes())
+        parts.append(keys)
+        body = b"".join(parts)
+        return body + _CRC.pack(crc32c(body))
+
+
+def decode_hint(data: bytes, name: str) -> Hint:
+    """Parse and check a hint file; raise CorruptionError on any inconsistency.
+
+    Every count is checked against the file's length before anything is sliced.
+    """
+    if len(data) < HINT_OVERHEAD:
+        raise CorruptionError(f"{name}: hint is short ({len(data)} bytes)")
+    check_file_header(data, FileKind.HINT, name)
+    if _CRC.unpack_from(data, len(data) - _CRC.size)[0] != crc32c(memoryview(data)[:-4]):
+        raise CorruptionError(f"{name}: hint CRC mismatch")
+    count, keys_bytes, deletes, expiring, segment_bytes = _COUNTS.unpack_from(
+        data, FILE_HEADER_SIZE
+    )
+    expected = HINT_OVERHEAD + count * 16 + deletes * 8 + expiring * 16 + keys_bytes
+    if expected != len(data):
+        raise CorruptionError(f"{name}: hint counts do not match its length")
+    view = memoryview(data)
+    position = FILE_HEADER_SIZE + _COUNTS.size
+
+    def take(column: array[Any], n: int) -> None:
+        nonlocal position
+        end = position + n * column.itemsize
+        column.frombytes(view[position:end])
+        if _SWAP:
+            column.byteswap()
+        position = end
+
+    seqs, sizes, key_lens = _ints("Q"), _ints("I"), _ints("I")
+    delete_index, expiring_index, expires = _ints("Q"), _ints("Q"), array("d")
+    for column, n in (
+        (seqs, count),
+        (sizes, count),
+        (key_lens, count),
+        (delete_index, deletes),
+        (expiring_index, expiring),
+        (expires, expiring),
+    ):
+        take(column, n)
+    if count and (min(key_lens) < 1 or max(key_lens) > MAX_KEY_SIZE):
+        raise CorruptionError(f"{name}: hint holds a key length out of bounds")
+    if sum(key_lens) != keys_bytes or FILE_HEADER_SIZE + sum(sizes) != segment_bytes:
+        raise CorruptionError(f"{name}: hint lengths do not add up")
+    if count and min(map(operator.sub, sizes, key_lens)) < HEADER_SIZE:
+        raise CorruptionError(f"{name}: hint holds a record smaller than its key")
+    for index in (delete_index, expiring_index):
+        if index and (max(index) >= count or any(map(operator.ge, index, index[1:]))):
+            raise CorruptionError(f"{name}: hint entry numbers out of order or bounds")
+    if not all(0.0 < t < math.inf for t in expires) or set(delete_index) & set(expiring_index):
+        raise CorruptionError(f"{name}: hint holds an invalid expiry")
+    bounds = itertools.accumulate(key_lens, initial=position)
+    keys = [data[start:end] for start, end in itertools.pairwise(bounds)]
+    return Hint(
+        segment_bytes,
+        keys,
+        seqs.tolist(),
+        sizes.tolist(),
+        delete_index.tolist(),
+        dict(zip(expiring_index.tolist(), expires.tolist(), strict=True)),
+    )
+
+
+def write_hint(fs: FileSystem, directory: str, segment_id: int, builder: HintBuilder) -> int:
+    """Write and fsync the hint of ``segment_id``; return its size."""
+    data = builder.encode()
+    handle = fs.open(os.path.join(directory, hint_name(segment_id)), create=True)
+    try:
+        handle.truncate(0)
+        handle.write(data)
+        handle.fsync()
+    finally:
+        handle.close()
+    return len(data)
+
+
+def read_hint(fs: FileSystem, directory: str, segment_id: int) -> Hint | None:
+    """The hint of compacted segment ``segment_id``, or None (logged) if it cannot be trusted.
+
+    Besides its own checks, the hint must match its segment: same length and a
+    valid segment header. Whatever the reason, the caller scans the segment.
+    """
+    name = hint_name(segment_id)
+    path = os.path.join(directory, name)
+    if not fs.exists(path):
+        log.warning("%s: missing; scanning %s instead", name, segment_name(segment_id))
+        return None
+    try:
+        hint = decode_hint(fs.read_file(path), name)
+        segment = fs.open(os.path.join(directory, segment_name(segment_id)))
+        try:
+            size = segment.size()
+            check_segment_header(segment.pread(FILE_HEADER_SIZE, 0), segment_name(segment_id))
+        finally:
+            segment.close()
+        if size != hint.segment_bytes:
+            raise CorruptionError(f"{name}: describes {hint.segment_bytes} bytes, not {size}")
+    except (CorruptionError, OSError) as exc:
+        log.warning("%s: %s; scanning %s instead", name, exc, segment_name(segment_id))
+        return None
+    return hint
