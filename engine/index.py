@@ -73,6 +73,11 @@ class KeyIndex:
                 self._pending.add(key)
         return old
 
+    def load(self, keys: list[bytes], locations: list[int]) -> None:
+        """Index ``keys``, none of which is in the index, in bulk (recovery from a hint file)."""
+        self.locations.update(zip(keys, locations, strict=True))
+        self._pending.update(keys)
+
     def added(self, key: bytes) -> None:
         """Note that ``key``, just set in ``locations`` by the caller, is new to the index."""
         if key in self._stale:

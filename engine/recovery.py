@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from engine.errors import CorruptionError
 from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, NO_EXPIRY, RecordType
 from engine.fs import FileSystem
-from engine.index import KeyIndex, pack_location
+from engine.hints import Hint, read_hint
+from engine.index import SEGMENT_SHIFT, SIZE_BITS, KeyIndex, pack_location
 from engine.segment import (
     ScannedRecord,
     SegmentScan,
@@ -41,6 +42,8 @@ RECOVERY_MODES: Final = (
     "skip_any_corrupted",
 )
 
+#: Damage in the newest segment holding this many zero bytes in a row is unwritten space.
+UNWRITTEN_RUN: Final = 512
 #: A batch commit marker's value: the number of records in the batch.
 BATCH_COUNT: Final = struct.Struct("<I")
 
@@ -75,6 +78,12 @@ class RecoveredState:
     segment_sizes: dict[int, int]
     max_seq: int
     report: RecoveryReport
+
+
+class RecordSink(Protocol):
+    """What ``replay_segment`` hands each valid, committed record to."""
+
+    def apply(self, segment_id: int, record: ScannedRecord) -> None: ...
 
 
 class _Replayer:
@@ -120,25 +129,70 @@ class _Replayer:
             self.expiry.pop(key, None)
             self._kill(location)
 
+    def apply_hint(self, segment_id: int, hint: Hint) -> None:
+        """Apply a compacted segment from its hint: in bulk when its keys are new here.
+
+        Keys met for the first time need no sequence comparison, so the index
+        and the sequence table take them in C-speed bulk updates, and only the
+        hint's deletes and expiring puts get a Python step each. A hint whose
+        keys overlap what was replayed before goes record by record.
+        """
+        keys = hint.keys
+        if self.seqs and not self.seqs.keys().isdisjoint(keys):
+            for record in hint.records():
+                self.apply(segment_id, record)
+            return
+        self.records += len(keys)
+        self.max_seq = max(self.max_seq, max(hint.seqs, default=0))
+        self.seqs.update(zip(keys, hint.seqs, strict=True))
+        base = segment_id << SEGMENT_SHIFT
+        locations = [
+            base | offset << SIZE_BITS | size
+            for offset, size in zip(hint.offsets(), hint.sizes, strict=True)
+        ]
+        index = self.index
+        index.load(keys, locations)
+        for i in hint.deletes:
+            index.remove(keys[i])
+            self._kill(locations[i])
+        for i, expires_at in hint.expiring.items():
+            if expires_at > self.now:
+                self.expiry[keys[i]] = expires_at
+            else:
+                index.remove(keys[i])
+                self._kill(locations[i])
+
 
 def recover(
     fs: FileSystem,
     directory: str,
     segment_ids: list[int],
     *,
+    compacted: Sequence[int] = (),
     mode: RecoveryMode,
     now: float,
     on_segment: Callable[[int], None] | None = None,
 ) -> RecoveredState:
     """Replay every segment, repairing the newest one's torn tail in place.
 
-    Raises CorruptionError where ``mode`` does not accept the damage found.
+    ``compacted`` segments (compaction outputs, replayed first) are read from
+    their hint files where those are sound, and scanned otherwise; the newest
+    of ``segment_ids`` is the log's active segment. Raises CorruptionError
+    where ``mode`` does not accept the damage found.
     """
     replay = _Replayer(now)
-    report = RecoveryReport(mode=mode, segments=len(segment_ids))
+    ordered = [*compacted, *segment_ids]
+    report = RecoveryReport(mode=mode, segments=len(ordered))
     sizes: dict[int, int] = {}
-    for position, segment_id in enumerate(segment_ids):
-        newest = position == len(segment_ids) - 1
+    for position, segment_id in enumerate(ordered):
+        newest = position == len(ordered) - 1 and bool(segment_ids)
+        hint = read_hint(fs, directory, segment_id) if position < len(compacted) else None
+        if hint is not None:
+            replay.apply_hint(segment_id, hint)
+            sizes[segment_id] = hint.segment_bytes
+            if on_segment is not None:
+                on_segment(segment_id)
+            continue
         name = segment_name(segment_id)
         path = os.path.join(directory, name)
         data = fs.read_file(path)
@@ -151,23 +205,29 @@ def recover(
             sizes[segment_id] = 0
             continue
         check_segment_header(data, name)
-        end = _replay_segment(replay, segment_id, data, name, newest, mode, report)
+        end = replay_segment(replay, segment_id, data, name, newest, mode, report)
         if end < len(data):
             _truncate(fs, path, end)
             data = data[:end]
         sizes[segment_id] = len(data)
         if mode == "point_in_time" and report.damage:
-            for later in segment_ids[position + 1 :]:
+            for later in ordered[position + 1 :]:
                 _quarantine(fs, directory, later, report)
             break
         if on_segment is not None:
             on_segment(segment_id)
+    if sizes:
+        # After a SIGKILL the newest segment and the directory may hold bytes and names
+        # that are in the page cache only: make what recovery serves durable before
+        # anything new is acknowledged on top of it.
+        _fsync(fs, os.path.join(directory, segment_name(max(sizes))))
+        fs.fsync_dir(directory)
     report.records = replay.records
     return RecoveredState(replay.index, replay.expiry, replay.dead, sizes, replay.max_seq, report)
 
 
-def _replay_segment(
-    replay: _Replayer,
+def replay_segment(
+    replay: RecordSink,
     segment_id: int,
     data: bytes,
     name: str,
@@ -203,7 +263,9 @@ def _replay_segment(
         if end == len(data):
             break
         resume = next_valid_record(data, end + 1)
-        if resume is None and newest:
+        if newest and (
+            resume is None or (mode != "skip_any_corrupted" and _unwritten(data[end:resume]))
+        ):
             if mode == "absolute_consistency":
                 raise CorruptionError(
                     f"{name}: torn tail at offset {end} ({len(data) - end} bytes); "
@@ -237,9 +299,27 @@ def _replay_segment(
     return end
 
 
+def _unwritten(gap: bytes) -> bool:
+    """Whether damage followed by valid records is space a power cut left unwritten.
+
+    A power cut can keep later pages of an unsynced tail and lose earlier ones.
+    The active segment is reserved in zeros, so a lost page reads as a run of
+    zeros; bit rot or a stray write does not look like that.
+    """
+    return bytes(min(len(gap), UNWRITTEN_RUN)) in gap
+
+
 def _value_of(data: bytes, record: ScannedRecord) -> bytes:
     offset, size, _rtype, _seq, _exp, key = record
     return data[offset + HEADER_SIZE + len(key) : offset + size]
+
+
+def _fsync(fs: FileSystem, path: str) -> None:
+    handle = fs.open(path)
+    try:
+        handle.fsync()
+    finally:
+        handle.close()
 
 
 def _truncate(fs: FileSystem, path: str, size: int) -> None:
