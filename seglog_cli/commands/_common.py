@@ -204,17 +204,6 @@ def require_new_or_store(path: str) -> None:
     require_store(path)
 
 
-def segment_bytes(directory: str) -> int:
-    """Total size of the store's segment files."""
-    from engine.segment import parse_segment_name
-
-    return sum(
-        os.path.getsize(os.path.join(directory, name))
-        for name in os.listdir(directory)
-        if parse_segment_name(name) is not None
-    )
-
-
 @contextmanager
 def progress_bar(total: int, what: str, disabled: bool) -> Iterator[Advance | None]:
     """A progress bar on stderr over ``total`` bytes, or None for a small store or no terminal."""

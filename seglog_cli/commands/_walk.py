@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from engine.errors import CorruptionError
 from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, MAX_KEY_SIZE, MAX_VALUE_SIZE, RecordType
-from engine.recovery import BATCH_COUNT
+from engine.recovery import BATCH_COUNT, UNWRITTEN_RUN
 from engine.segment import (
     ScannedRecord,
     SegmentScan,
@@ -135,13 +135,19 @@ class SegmentWalk:
                 return
             after = _HEADER.unpack_from(data, resume)[2]
             text, claims = claim(data, end)
-            self._damaged(
-                end,
-                resume - end,
-                "corrupt",
-                f"{text}; {self._seqs()}, intact records resume at offset {resume} (seq {after})",
-                claims,
-            )
+            resumes = f"intact records resume at offset {resume} (seq {after})"
+            if self.newest and _unwritten(data[end:resume]):
+                self._damaged(
+                    end,
+                    resume - end,
+                    "unwritten-gap",
+                    f"zero pages a power cut left unwritten; {self._seqs()}, {resumes}; "
+                    "opening cuts the segment here, dropping the records after it",
+                )
+            else:
+                self._damaged(
+                    end, resume - end, "corrupt", f"{text}; {self._seqs()}, {resumes}", claims
+                )
             start = resume
 
     def _batched(self, scan: SegmentScan) -> Iterator[ScannedRecord]:
@@ -158,8 +164,16 @@ class SegmentWalk:
                 count = BATCH_COUNT.unpack(value)[0] if len(value) == BATCH_COUNT.size else -1
                 if count == len(batch):
                     yield from batch
-                else:
+                elif batch:
                     self._incomplete(batch, f"its commit marker (seq {seq}) counts {count}")
+                else:
+                    self._damaged(
+                        offset,
+                        size,
+                        "incomplete-batch",
+                        f"a batch commit marker (seq {seq}) counts {count} records; "
+                        "none are intact before it",
+                    )
                 batch = []
             elif batch:
                 self._incomplete(batch, "no commit marker follows")
@@ -197,7 +211,17 @@ class SegmentWalk:
         return f"last intact record before it is seq {self._last_seq}"
 
 
-def read_segment(directory: str, name: str) -> bytes:
+def _unwritten(gap: bytes) -> bool:
+    """Whether a gap in the newest segment is what recovery takes for unwritten space.
+
+    The same test as recovery's: a run of zeros (``UNWRITTEN_RUN`` bytes, or the
+    whole gap if shorter), which is what a lost page of the zero-reserved active
+    segment reads as.
+    """
+    return bytes(min(len(gap), UNWRITTEN_RUN)) in gap
+
+
+def read_file(directory: str, name: str) -> bytes:
     """The whole of one file of the store, opened read-only."""
     with open(os.path.join(directory, name), "rb") as f:
         return f.read()

@@ -19,8 +19,7 @@ from typing import Any, Final
 
 from engine import Engine
 from engine.format import HEADER_SIZE, NO_EXPIRY, RecordType
-from engine.fs import OSFileSystem
-from engine.segment import list_segments, segment_name
+from engine.segment import segment_name
 from seglog_cli.commands._common import (
     DAMAGED,
     OK,
@@ -35,10 +34,10 @@ from seglog_cli.commands._common import (
     progress_bar,
     render_bytes,
     require_store,
-    segment_bytes,
     show_bytes,
 )
-from seglog_cli.commands._walk import Damage, SegmentWalk, read_segment
+from seglog_cli.commands._layout import Layout, read_layout
+from seglog_cli.commands._walk import Damage, SegmentWalk, read_file
 
 DESCRIPTION = """\
 Salvage every intact record of a damaged store into a new store at NEWDIR
@@ -48,6 +47,8 @@ wins; deleted and expired keys stay deleted. Exit status 0 if nothing was
 lost, 1 if the new store was written but some records were lost.
 """
 
+#: Affected keys listed in the human report (``--json`` lists them all).
+SHOWN_KEYS: Final = 20
 _PUTS: Final = (int(RecordType.PUT), int(RecordType.BATCH_PUT))
 _COMMIT: Final = int(RecordType.BATCH_COMMIT)
 
@@ -80,6 +81,7 @@ class RepairReport:
     deleted: int = 0
     expired: int = 0
     damage: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     #: key, seq, where and outcome of every damaged record whose header names its key.
     affected: list[tuple[bytes, int, str, str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -100,6 +102,7 @@ class RepairReport:
             "expired_keys": self.expired,
             "damaged_bytes": sum(d.length for d in self.damage),
             "damage": [d.as_dict() for d in self.damage],
+            "notes": self.notes,
             "affected_keys": [
                 {"key": render_bytes(key), "seq": seq, "where": where, "outcome": outcome}
                 for key, seq, where, outcome in self.affected
@@ -115,11 +118,10 @@ def run(args: argparse.Namespace) -> int:
         raise Refusal(USAGE, "--into must be a new directory, not the damaged store")
     if os.path.exists(into) and not (os.path.isdir(into) and not os.listdir(into)):
         raise Refusal(USAGE, f"{into}: must be missing or an empty directory")
-    with (
-        owner_lock(source),
-        progress_bar(segment_bytes(source), "repair", args.no_progress) as advance,
-    ):
-        report = repair(source, into, now=time.time(), advance=advance)
+    with owner_lock(source):
+        layout = read_layout(source)
+        with progress_bar(layout.size(source), "repair", args.no_progress) as advance:
+            report = repair(source, into, layout, now=time.time(), advance=advance)
     if args.json:
         print_json(report.as_dict())
     else:
@@ -127,12 +129,15 @@ def run(args: argparse.Namespace) -> int:
     return DAMAGED if report.lost else OK
 
 
-def repair(source: str, into: str, *, now: float, advance: Advance | None = None) -> RepairReport:
+def repair(
+    source: str, into: str, layout: Layout, *, now: float, advance: Advance | None = None
+) -> RepairReport:
     """Salvage ``source`` (lock held, only read) into a new store at ``into``."""
     started = time.perf_counter()
     report = RepairReport(os.path.abspath(source), os.path.abspath(into))
-    ids = list_segments(OSFileSystem(), source)
-    winners = _collect(source, ids, report, advance)
+    report.damage.extend(layout.problems)
+    report.notes.extend(layout.notes)
+    winners = _collect(source, layout, report, advance)
     by_segment: dict[int, list[tuple[bytes, Winner]]] = defaultdict(list)
     for key, winner in winners.items():
         _seq, segment_id, _offset, _size, rtype, expires_at = winner
@@ -144,7 +149,7 @@ def repair(source: str, into: str, *, now: float, advance: Advance | None = None
             by_segment[segment_id].append((key, winner))
     with Engine.open(into, sync="none") as db:
         for segment_id, entries in sorted(by_segment.items()):
-            data = read_segment(source, segment_name(segment_id))
+            data = read_file(source, segment_name(segment_id))
             for key, (_seq, _id, offset, size, _rtype, expires_at) in entries:
                 value = data[offset + HEADER_SIZE + len(key) : offset + size]
                 if expires_at == NO_EXPIRY:
@@ -158,15 +163,16 @@ def repair(source: str, into: str, *, now: float, advance: Advance | None = None
 
 
 def _collect(
-    source: str, ids: list[int], report: RepairReport, advance: Advance | None
+    source: str, layout: Layout, report: RepairReport, advance: Advance | None
 ) -> dict[bytes, Winner]:
     """The newest intact record of every key, and every damaged region, into ``report``."""
     winners: dict[bytes, Winner] = {}
+    newest = layout.logs[-1] if layout.logs else None
     done = 0
-    for segment_id in ids:
+    for segment_id in layout.segments:
         name = segment_name(segment_id)
-        data = read_segment(source, name)
-        walk = SegmentWalk(name, data, newest=segment_id == ids[-1])
+        data = read_file(source, name)
+        walk = SegmentWalk(name, data, newest=segment_id == newest)
         tick = PROGRESS_STEP
         for offset, size, rtype, seq, expires_at, key in walk:
             if advance is not None and offset >= tick:
@@ -210,8 +216,12 @@ def _print(report: RepairReport) -> None:
         f"{report.keys:,} keys written ({report.deleted:,} deleted and "
         f"{report.expired:,} expired keys left out) in {report.seconds:.2f} s"
     )
+    for note in report.notes:
+        out.print(f"note: {note}")
     for region in report.damage:
         out.print(f"LOST: {region}")
-    for key, seq, where, outcome in report.affected:
+    for key, seq, where, outcome in report.affected[:SHOWN_KEYS]:
         out.print(f"  key {show_bytes(key)!r} (seq {seq}, {where}): {outcome}")
+    if len(report.affected) > SHOWN_KEYS:
+        out.print(f"  ... and {len(report.affected) - SHOWN_KEYS:,} more keys (see --json)")
     out.print("complete: nothing lost" if not report.lost else "incomplete: see LOST above")

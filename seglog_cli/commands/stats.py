@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from datetime import datetime
 from typing import Any
 
+from engine.manifest import MANIFEST
+from engine.segment import COMPACTED_SUFFIX
 from seglog_cli.commands._common import OK, add_common, console, human_size, open_engine, print_json
 
 DESCRIPTION = """\
@@ -50,7 +53,16 @@ def collect(directory: str) -> dict[str, Any]:
         stats = db.stats()
     stats["open_seconds"] = round(opened, 6)
     stats["open_memory_bytes"] = None if before is None or after is None else after - before
+    stats["last_compaction_at"] = _committed_at(directory)
     return stats
+
+
+def _committed_at(directory: str) -> float | None:
+    """When the last compaction committed: the manifest is replaced at exactly that moment."""
+    try:
+        return os.path.getmtime(os.path.join(directory, MANIFEST))
+    except FileNotFoundError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,8 +91,7 @@ def _print(stats: dict[str, Any]) -> None:
     if stats["open_memory_bytes"] is not None:
         rows.append(("memory (RSS growth on open)", human_size(stats["open_memory_bytes"])))
     rows.extend(_recovery_rows(stats["recovery"]))
-    compaction = stats.get("last_compaction") or stats.get("compaction")
-    rows.append(("last compaction", _compaction_text(compaction)))
+    rows.append(("last compaction", _compaction_text(stats)))
     for name, value in rows:
         summary.add_row(name, value)
     out.print(summary)
@@ -112,9 +123,11 @@ def _recovery_rows(recovery: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _compaction_text(compaction: Any) -> str:
-    if not compaction:
-        return "none recorded"
-    if isinstance(compaction, dict):
-        return ", ".join(f"{k}={v}" for k, v in compaction.items())
-    return str(compaction)
+def _compaction_text(stats: dict[str, Any]) -> str:
+    """When the last compaction committed, and the compacted segments it left."""
+    at = stats["last_compaction_at"]
+    if at is None:
+        return "never"
+    compacted = sum(1 for name in stats["segments"] if name.endswith(COMPACTED_SUFFIX))
+    when = datetime.fromtimestamp(at).astimezone().isoformat(sep=" ", timespec="seconds")
+    return f"{when} ({compacted} compacted segments now)"

@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.segment import parse_segment_name, segment_name
+from engine.segment import segment_name
 from seglog_cli.commands._common import (
     DAMAGED,
-    LOCK_FILE,
     OK,
     PROGRESS_STEP,
     Advance,
@@ -28,9 +26,10 @@ from seglog_cli.commands._common import (
     print_json,
     progress_bar,
     require_store,
-    segment_bytes,
 )
-from seglog_cli.commands._walk import SegmentWalk, read_segment
+from seglog_cli.commands._hintcheck import HintCheck
+from seglog_cli.commands._layout import Layout, read_layout
+from seglog_cli.commands._walk import SegmentWalk, read_file
 
 DESCRIPTION = """\
 Check every record's CRC, every segment header and the batch structure of
@@ -108,11 +107,10 @@ class VerifyReport:
 def run(args: argparse.Namespace) -> int:
     directory = args.directory
     require_store(directory)
-    with (
-        owner_lock(directory) as locked,
-        progress_bar(segment_bytes(directory), "verify", args.no_progress) as advance,
-    ):
-        report = verify(directory, locked=locked, advance=advance)
+    with owner_lock(directory) as locked:
+        layout = read_layout(directory)
+        with progress_bar(layout.size(directory), "verify", args.no_progress) as advance:
+            report = verify(directory, layout, locked=locked, advance=advance)
     if args.json:
         print_json(report.as_dict())
     else:
@@ -120,20 +118,27 @@ def run(args: argparse.Namespace) -> int:
     return OK if report.healthy else DAMAGED
 
 
-def verify(directory: str, *, locked: bool, advance: Advance | None = None) -> VerifyReport:
+def verify(
+    directory: str, layout: Layout, *, locked: bool, advance: Advance | None = None
+) -> VerifyReport:
     """Check every file of the store at ``directory`` (lock already held); modifies nothing."""
     started = time.perf_counter()
     report = VerifyReport(os.path.abspath(directory), locked)
-    names = sorted(os.listdir(directory))
-    ids = sorted(i for i in map(parse_segment_name, names) if i is not None)
-    report.notes.extend(_other_files(names))
+    report.problems.extend(layout.problems)
+    report.notes.extend(layout.notes)
+    newest = layout.logs[-1] if layout.logs else None
     done = 0
-    for segment_id in ids:
+    for segment_id in layout.segments:
         name = segment_name(segment_id)
-        data = read_segment(directory, name)
-        walk = SegmentWalk(name, data, newest=segment_id == ids[-1])
+        data = read_file(directory, name)
+        walk = SegmentWalk(name, data, newest=segment_id == newest)
+        hint = (
+            HintCheck(directory, segment_id, len(data)) if segment_id in layout.compacted else None
+        )
         tick = PROGRESS_STEP
         for record in walk:
+            if hint is not None:
+                hint.check(record)
             if advance is not None and record[0] >= tick:
                 advance(done + record[0])
                 tick = record[0] + PROGRESS_STEP
@@ -141,6 +146,8 @@ def verify(directory: str, *, locked: bool, advance: Advance | None = None) -> V
         if advance is not None:
             advance(done)
         report.problems.extend(walk.damage)
+        if hint is not None:
+            report.problems.extend(hint.finish(segment_damaged=bool(walk.damage)))
         report.segments.append(
             SegmentCheck(name, len(data), walk.records, walk.unused, bool(walk.damage))
         )
@@ -149,21 +156,10 @@ def verify(directory: str, *, locked: bool, advance: Advance | None = None) -> V
                 f"{name}: {walk.unused} bytes of preallocated space after the last record "
                 "(the store was not closed cleanly; opening it trims them)"
             )
-    if not ids:
+    if not layout.segments:
         report.notes.append("no segments: the store is empty")
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _other_files(names: list[str]) -> Iterator[str]:
-    """Notes on the files that are neither segments nor the lock file."""
-    for name in names:
-        if name == LOCK_FILE or parse_segment_name(name) is not None:
-            continue
-        if name.endswith(".quarantined"):
-            yield f"{name}: moved aside by point-in-time recovery; not checked"
-        else:
-            yield f"{name}: not a seglog file; ignored"
 
 
 def _print(report: VerifyReport) -> None:
