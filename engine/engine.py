@@ -1,4 +1,4 @@
-"""The engine facade: open and recover, put/get/delete/scan, batches, sync, stats, close.
+"""The engine facade: open and recover, put/get/delete/scan, batches, sync, compact, stats, close.
 
 Writers take one lock (the segment writer's); readers take none for ``get``
 and hold it only to snapshot a ``scan``. With ``sync="always"`` writers release
@@ -20,6 +20,7 @@ from typing import Any, Final
 from crc32c import crc32c
 
 from engine.batch import Batch
+from engine.compaction import CompactionOptions, CompactionReport, Compactor
 from engine.errors import StorageError
 from engine.expiry import ExpiryTable
 from engine.format import (
@@ -43,7 +44,7 @@ from engine.options import (
     SyncMode,
 )
 from engine.recovery import BATCH_COUNT, RecoveryMode, RecoveryReport, recover
-from engine.segment import list_segments, segment_name
+from engine.segment import COMPACTED_BASE, list_segments, segment_name
 from engine.writer import SegmentWriter
 
 log = logging.getLogger("seglog.engine")
@@ -75,7 +76,14 @@ def as_bytes(value: object, what: str) -> bytes:
 class Engine:
     """An open store directory. Create it with ``Engine.open``; safe to share between threads."""
 
-    def __init__(self, directory: str, fs: FileSystem, lock: Lock, options: EngineOptions) -> None:
+    def __init__(
+        self,
+        directory: str,
+        fs: FileSystem,
+        lock: Lock,
+        options: EngineOptions,
+        compaction: CompactionOptions | None = None,
+    ) -> None:
         self.path = directory
         self.options = options
         self._owner_lock: Lock | None = lock
@@ -96,6 +104,7 @@ class Engine:
         self._recovery = RecoveryReport()
         self._stop_syncing = threading.Event()
         self._syncer: threading.Thread | None = None
+        self._compactor = Compactor(self, compaction or CompactionOptions())
 
     # ------------------------------------------------------------------ opening
 
@@ -112,12 +121,27 @@ class Engine:
         max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
         recovery: RecoveryMode = "tolerate_corrupted_tail",
         fs: FileSystem | None = None,
+        auto_compact: bool = True,
+        compact_ratio: float = 0.5,
+        compact_min_bytes: int = 16 << 20,
+        compact_interval: float = 1.0,
     ) -> Engine:
         """Open (creating if needed) the store in directory ``path`` and recover it.
+
+        ``auto_compact`` runs compaction in a background thread on the sealed
+        segments whose dead share of bytes reaches ``compact_ratio``, once they
+        hold ``compact_min_bytes`` of dead data, checking every
+        ``compact_interval`` seconds (see ``engine.compaction``).
 
         Raises LockedError if another process or handle owns the directory, and
         CorruptionError if it finds more damage than ``recovery`` accepts.
         """
+        compaction = CompactionOptions(
+            auto=auto_compact,
+            ratio=compact_ratio,
+            min_bytes=compact_min_bytes,
+            interval=compact_interval,
+        )
         options = EngineOptions(
             sync=sync,
             sync_interval=sync_interval,
@@ -131,7 +155,7 @@ class Engine:
         filesystem: FileSystem = fs if fs is not None else OSFileSystem()
         filesystem.makedirs(directory)
         lock = filesystem.lock(os.path.join(directory, LOCK_FILE))
-        engine = cls(directory, filesystem, lock, options)
+        engine = cls(directory, filesystem, lock, options, compaction)
         try:
             engine._recover()
         except BaseException:
@@ -143,14 +167,23 @@ class Engine:
                 target=engine._sync_periodically, name=f"seglog-sync {directory}", daemon=True
             )
             engine._syncer.start()
+        engine._compactor.start()
         return engine
 
     def _recover(self) -> None:
         """Rebuild the index from disk and reopen the newest segment for appending."""
         started = time.perf_counter()
         writer = self._writer
+        compacted = self._compactor.open_directory()
         ids = list_segments(writer.fs, self.path)
-        state = recover(writer.fs, self.path, ids, mode=self.options.recovery, now=self._clock())
+        state = recover(
+            writer.fs,
+            self.path,
+            ids,
+            compacted=compacted,
+            mode=self.options.recovery,
+            now=self._clock(),
+        )
         self._index = state.index
         self._locations = state.index.locations
         self._expiries = ExpiryTable(state.expiry)
@@ -162,9 +195,11 @@ class Engine:
         for segment_id in ids:
             if state.segment_sizes[segment_id] >= FILE_HEADER_SIZE:
                 writer.open_sealed(segment_id, state.segment_sizes[segment_id])
-        newest = ids[-1] if ids else 0
+        # Compaction outputs are never active: the newest log segment is.
+        logs = [i for i in ids if i < COMPACTED_BASE]
+        newest = logs[-1] if logs else 0
         newest_size = state.segment_sizes.get(newest, 0)
-        if ids and FILE_HEADER_SIZE <= newest_size < self.options.segment_size:
+        if logs and FILE_HEADER_SIZE <= newest_size < self.options.segment_size:
             writer.resume(newest)
         else:
             writer.start(newest + 1 if newest_size >= FILE_HEADER_SIZE else max(newest, 1))
@@ -379,6 +414,9 @@ class Engine:
         try:
             data = self._maps[segment_id][offset : offset + (location & SIZE_MASK)]
         except (KeyError, ValueError) as exc:
+            if self._locations.get(key) != location:
+                # Compaction moved the record and retired its segment meanwhile: look again.
+                return self.get(key)
             raise self._unreadable(segment_id, offset, exc) from exc
         end = HEADER_SIZE + len(key)
         if crc32c(data[4:]) != _unpack_crc(data, 0)[0] or data[HEADER_SIZE:end] != key:
@@ -393,7 +431,13 @@ class Engine:
             expires = self._expiry_times.get(key)
         if location is None or (expires is not None and expires <= self._clock()):
             return None
-        return self._read(key, location), expires
+        try:
+            return self._read(key, location), expires
+        except StorageError:
+            if self._locations.get(key) == location:
+                raise
+            # Compaction moved the record and retired its segment meanwhile: look again.
+            return self.get_entry(key)
 
     def _read(self, key: bytes, location: int) -> bytes:
         """Read and check the record at ``location``; it must hold ``key``."""
@@ -523,6 +567,20 @@ class Engine:
 
     # ------------------------------------------------------------ housekeeping
 
+    def compact(self) -> CompactionReport:
+        """Reclaim the space of dead records now; return what was read, written and dropped.
+
+        Rolls the active segment over, so that everything written so far is
+        eligible, and rewrites every sealed segment without its overwritten,
+        deleted and expired records (see ``engine.compaction``). Reads and
+        writes go on meanwhile. With nothing dead, no file is touched and the
+        report is empty.
+        """
+        if self._writer.error is not None:
+            raise self._writer.error
+        report = self._compactor.compact()
+        return report if report is not None else CompactionReport("explicit")
+
     def stats(self) -> dict[str, Any]:
         """Keys, segments with live and dead bytes, writes, fsyncs, and what recovery did."""
         writer = self._writer
@@ -530,9 +588,15 @@ class Engine:
             self._drop_expired()
             sizes = writer.segment_sizes()
             segments = {
-                segment_name(i): {"bytes": size, "dead_bytes": self._dead.get(i, 0)}
+                segment_name(i): {
+                    "bytes": size,
+                    "live_bytes": max(size - FILE_HEADER_SIZE - self._dead.get(i, 0), 0),
+                    "dead_bytes": self._dead.get(i, 0),
+                }
                 for i, size in sorted(sizes.items())
             }
+            compactor = self._compactor
+            last = compactor.last
             total = sum(sizes.values())
             dead = sum(self._dead.get(i, 0) for i in sizes)
             writes = self._seq - self._seq_at_open
@@ -563,6 +627,12 @@ class Engine:
                     "quarantined_segments": list(report.quarantined_segments),
                     "damage": list(report.damage),
                 },
+                "compaction": {
+                    "auto": compactor.options.auto,
+                    "running": compactor.running,
+                    "count": compactor.count,
+                },
+                "last_compaction": last.as_dict() if last is not None else None,
             }
 
     @property
@@ -578,6 +648,7 @@ class Engine:
         """
         if self._owner_lock is None:
             return
+        self._compactor.shutdown()
         self._stop_syncing.set()
         if self._syncer is not None:
             self._syncer.join()

@@ -82,6 +82,19 @@ class SegmentWriter:
         self.maps[segment_id] = handle.map(writable=False)
         self.sealed_sizes[segment_id] = size
 
+    def drop_sealed(self, segment_id: int) -> None:
+        """Stop reading a sealed segment that compaction replaced (lock held).
+
+        The handle is closed but the mapping only dereferenced, never closed: a
+        scan in flight holds its own reference and keeps reading it; the pages
+        are unmapped, and the deleted file's space freed, when the last goes.
+        """
+        self.maps.pop(segment_id, None)
+        self.sealed_sizes.pop(segment_id, None)
+        handle = self.handles.pop(segment_id, None)
+        if handle is not None:
+            handle.close()
+
     def resume(self, segment_id: int) -> None:
         """Make an opened segment the active one again, appending after its records."""
         size = self.sealed_sizes.pop(segment_id)
