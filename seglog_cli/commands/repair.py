@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine import Engine
-from engine.format import HEADER_SIZE, NO_EXPIRY, RecordType
+from engine.format import NO_EXPIRY, RecordType, decode_record_at
+from engine.index import SEGMENT_SHIFT, pack_location, unpack_location
 from engine.segment import segment_name
 from seglog_cli.commands._common import (
     DAMAGED,
@@ -52,8 +53,10 @@ SHOWN_KEYS: Final = 20
 _PUTS: Final = (int(RecordType.PUT), int(RecordType.BATCH_PUT))
 _COMMIT: Final = int(RecordType.BATCH_COMMIT)
 
-#: The winning record of a key: seq, segment id, offset, size, type, expires_at.
-Winner = tuple[int, int, int, int, int, float]
+#: The winning record of a key: its seq and packed location, or one of these for a removal.
+Winner = tuple[int, int]
+_DELETED: Final = -1
+_EXPIRED: Final = -2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,33 +140,32 @@ def repair(
     report = RepairReport(os.path.abspath(source), os.path.abspath(into))
     report.damage.extend(layout.problems)
     report.notes.extend(layout.notes)
-    winners = _collect(source, layout, report, advance)
-    by_segment: dict[int, list[tuple[bytes, Winner]]] = defaultdict(list)
-    for key, winner in winners.items():
-        _seq, segment_id, _offset, _size, rtype, expires_at = winner
-        if rtype not in _PUTS:
+    winners = _collect(source, layout, report, now, advance)
+    report.affected = _affected(report.damage, winners)
+    by_segment: dict[int, list[int]] = defaultdict(list)
+    for _seq, location in winners.values():
+        if location == _DELETED:
             report.deleted += 1
-        elif expires_at != NO_EXPIRY and expires_at <= now:
+        elif location == _EXPIRED:
             report.expired += 1
         else:
-            by_segment[segment_id].append((key, winner))
+            by_segment[location >> SEGMENT_SHIFT].append(location)
+    del winners  # before the new store builds an index of its own
     with Engine.open(into, sync="none") as db:
-        for segment_id, entries in sorted(by_segment.items()):
+        for segment_id, locations in sorted(by_segment.items()):
             data = read_file(source, segment_name(segment_id))
-            for key, (_seq, _id, offset, size, _rtype, expires_at) in entries:
-                value = data[offset + HEADER_SIZE + len(key) : offset + size]
-                if expires_at == NO_EXPIRY:
-                    db.put(key, value)
-                else:
-                    db.put(key, value, expires_at=expires_at)
-                report.keys += 1
-    report.affected = _affected(report.damage, winners)
+            for location in locations:
+                decoded = decode_record_at(data, unpack_location(location)[1])
+                assert decoded is not None, "a record the walk found intact"
+                record = decoded[0]
+                db.put(record.key, record.value, expires_at=record.expires_at or None)
+            report.keys += len(locations)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _collect(
-    source: str, layout: Layout, report: RepairReport, advance: Advance | None
+    source: str, layout: Layout, report: RepairReport, now: float, advance: Advance | None
 ) -> dict[bytes, Winner]:
     """The newest intact record of every key, and every damaged region, into ``report``."""
     winners: dict[bytes, Winner] = {}
@@ -182,7 +184,13 @@ def _collect(
                 continue
             known = winners.get(key)
             if known is None or known[0] < seq:
-                winners[key] = (seq, segment_id, offset, size, rtype, expires_at)
+                if rtype not in _PUTS:
+                    location = _DELETED
+                elif expires_at != NO_EXPIRY and expires_at <= now:
+                    location = _EXPIRED
+                else:
+                    location = pack_location(segment_id, offset, size)
+                winners[key] = (seq, location)
         done += len(data)
         report.records += walk.records
         report.damage.extend(walk.damage)
@@ -201,8 +209,10 @@ def _affected(
                 outcome = "lost: no intact record of this key"
             elif winner[0] > seq:
                 outcome = f"unaffected: a newer intact record (seq {winner[0]}) supersedes it"
-            elif winner[4] not in _PUTS:
+            elif winner[1] == _DELETED:
                 outcome = f"an older delete (seq {winner[0]}) stands: the key is absent"
+            elif winner[1] == _EXPIRED:
+                outcome = f"an older value (seq {winner[0]}) has expired: the key is absent"
             else:
                 outcome = f"older value salvaged (seq {winner[0]}): the damaged one may be newer"
             affected.append((key, seq, f"{region.file} at offset {region.offset}", outcome))
