@@ -28,5 +28,16 @@ def default_store() -> LogStore:
         if _store is None or _owner_pid != os.getpid():
             _store = LogStore()
             _owner_pid = os.getpid()
-            atexit.register(_store.disconnect)
+            atexit.register(_disconnect_at_exit, _store, _owner_pid)
         return _store
+
+
+def _disconnect_at_exit(store: LogStore, pid: int) -> None:
+    """Disconnect ``store`` if this is the process that opened it.
+
+    A forked child inherits the parent's exit handlers and open files; closing
+    the parent's engine from the child would release the parent's directory
+    lock (an ``flock`` belongs to the shared open file), so the child leaves it.
+    """
+    if os.getpid() == pid:
+        store.disconnect()

@@ -445,6 +445,34 @@ def test_default_store_is_created_on_first_call_only(tmp_path: Path, variable: s
     assert not (tmp_path / "home").exists()
 
 
+def test_a_forked_child_neither_shares_nor_releases_the_default_store(tmp_path: Path) -> None:
+    env = {"SEGLOG_DIR": str(tmp_path / "d")}
+    output = run_python(
+        """
+        import os, subprocess, sys
+        import store_api
+        store = store_api.default_store()
+        store.write(store_api.Record("k", b"v"))
+        pid = os.fork()
+        if pid == 0:
+            try:
+                store_api.default_store()
+                print("child opened", flush=True)
+            except Exception as exc:
+                print("child", type(exc).__name__, flush=True)
+            sys.exit(0)  # runs the exit handlers inherited from the parent
+        os.waitpid(pid, 0)
+        probe = "import os, store_api\\ntry:\\n store_api.LogStore(os.environ['SEGLOG_DIR'])\\n"
+        probe += " print('opened')\\nexcept Exception as exc:\\n print(type(exc).__name__)"
+        other = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        print("other", other.stdout.strip(), other.stderr.strip()[-200:])
+        print(store.read("k")[0].value.decode())
+        """,
+        env=env,
+    )
+    assert output.split("\n")[:3] == ["child LockedError", "other LockedError ", "v"]
+
+
 def test_importing_creates_nothing(tmp_path: Path) -> None:
     env = {"SEGLOG_DIR": str(tmp_path / "d"), "HOME": str(tmp_path / "home")}
     run_python("import store_api, store_api.default", env=env)
