@@ -155,7 +155,8 @@ def owner_lock(path: str) -> Iterator[bool]:
 def open_engine(path: str, *, create: bool = False) -> Iterator[Engine]:
     """The store at ``path``, recovered as the application would open it; closed (fsynced) after.
 
-    Unless ``create``, refuses a directory that is not already a store.
+    Unless ``create``, refuses a directory that is not already a store. No
+    automatic compaction: a command changes only what it is asked to.
     """
     from engine import Engine
 
@@ -163,7 +164,7 @@ def open_engine(path: str, *, create: bool = False) -> Iterator[Engine]:
         require_new_or_store(path)
     else:
         require_store(path)
-    db = Engine.open(path, sync="none")
+    db = Engine.open(path, sync="none", auto_compact=False)
     try:
         yield db
     finally:
@@ -179,7 +180,7 @@ def open_store(path: str, database: str, table: str, *, create: bool = False) ->
         require_new_or_store(path)
     else:
         require_store(path)
-    store = LogStore(path, database=database, table=table, sync="none")
+    store = LogStore(path, database=database, table=table, sync="none", auto_compact=False)
     try:
         yield store
     finally:
