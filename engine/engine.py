@@ -21,7 +21,7 @@ from crc32c import crc32c
 
 from engine.batch import Batch
 from engine.compaction import CompactionOptions, CompactionReport, Compactor
-from engine.errors import StorageError
+from engine.errors import CorruptionError, StorageError
 from engine.expiry import ExpiryTable
 from engine.format import (
     FILE_HEADER_SIZE,
@@ -420,7 +420,11 @@ class Engine:
             raise self._unreadable(segment_id, offset, exc) from exc
         end = HEADER_SIZE + len(key)
         if crc32c(data[4:]) != _unpack_crc(data, 0)[0] or data[HEADER_SIZE:end] != key:
-            decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+            try:
+                decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+            except CorruptionError as exc:
+                log.error("%s: %s", self.path, exc)
+                raise
         return data[end:]
 
     def get_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
@@ -447,7 +451,11 @@ class Engine:
             data = self._maps[segment_id][offset : offset + (location & SIZE_MASK)]
         except (KeyError, ValueError) as exc:
             raise self._unreadable(segment_id, offset, exc) from exc
-        return decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+        try:
+            return decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+        except CorruptionError as exc:
+            log.error("%s: %s", self.path, exc)
+            raise
 
     def _unreadable(self, segment_id: int, offset: int, exc: Exception) -> StorageError:
         if self._writer.error is not None:
@@ -527,7 +535,12 @@ class Engine:
             segment_id = location >> SEGMENT_SHIFT
             offset = (location >> SIZE_BITS) & OFFSET_MASK
             data = maps[segment_id][offset : offset + (location & SIZE_MASK)]
-            yield key, decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+            try:
+                value = decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+            except CorruptionError as exc:
+                log.error("%s: %s", self.path, exc)
+                raise
+            yield key, value
 
     def _drop_expired(self) -> None:
         """Remove keys whose expiry has passed from the index (lock held)."""

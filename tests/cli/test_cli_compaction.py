@@ -130,3 +130,20 @@ def test_zero_pages_in_the_newest_segment_are_an_unwritten_gap(cli: Cli, store: 
     newest.write_bytes(bytes(data))
     (problem,) = _problems(cli, store)
     assert problem["kind"] == "unwritten-gap" and problem["file"] == newest.name
+
+
+def test_a_damaged_record_under_a_sound_hint_is_logged_and_refused_when_read(
+    cli: Cli, store: Path, flip: Callable[[Path, int], None]
+) -> None:
+    _compact(cli, store)
+    (segment,) = store.glob("*.cseg")
+    offset = segment.read_bytes().find(b"key105")
+    flip(segment, offset + len(b"key105") + 2)
+    assert cli("get", store, "key104").stdout == b"value 104"
+    result = cli("get", store, "key105")
+    assert result.status == DAMAGED
+    logged, refusal = result.err.strip().splitlines()
+    assert "ERROR: seglog.engine" in logged and "CRC mismatch" in logged
+    assert refusal.startswith("seglog get: the store is damaged")
+    (problem,) = _problems(cli, store)
+    assert problem["file"] == segment.name and problem["kind"] == "corrupt"
