@@ -35,6 +35,9 @@ from store_api.suffix import SuffixIndex
 
 _PLAIN: Final = codec.PLAIN
 _new_record: Final = object.__new__
+#: The default of the ``database``/``table`` arguments; CPython has one empty str, so an
+#: identity test spots an omitted argument cheaply (anything else takes the checked path).
+_EMPTY: Final = ""
 #: Options whose change needs the engine reopened (the rest are read per call).
 _ENGINE_FIELDS: Final = ("path", "nodes", "sync", "sync_interval", "engine_options")
 #: Namespace prefixes cached per (database, table) argument pair, up to this many.
@@ -78,9 +81,14 @@ class LogStore(Store):
         self._state_lock = threading.RLock()
         self._suffix_lock = threading.Lock()
         self._db: Engine | None = None
+        # The hot paths call these bound methods directly; while disconnected they
+        # point at methods that reconnect first (see connect/disconnect).
+        self._get: Callable[[bytes], bytes | None] = self._get_reconnecting
+        self._put: Callable[[bytes, bytes], None] = self._put_reconnecting
         self._spaces: dict[tuple[str, str], str] = {}
         self._suffixes: dict[str, SuffixIndex] = {}
         self._clock: Callable[[], float] = time.time
+        self._default_space = ""
         self._configure()
         self.connect()
 
@@ -90,6 +98,7 @@ class LogStore(Store):
         """Derive per-call state from the options."""
         self._clock = self._options.engine_options.get("clock", time.time)
         self._spaces = {}
+        self._default_space = namespace(self._options.database, self._options.table)
 
     def connect(self) -> None:
         """Open the engine directory unless already open; ``LockedError`` if another holds it."""
@@ -97,17 +106,22 @@ class LogStore(Store):
             if self._db is not None:
                 return
             options = self._options
-            self._db = Engine.open(
+            db = Engine.open(
                 _directory(options),
                 sync=options.sync,
                 sync_interval=options.sync_interval,
                 **options.engine_options,
             )
+            self._db = db
+            self._get = db.get
+            self._put = db.put
 
     def disconnect(self) -> None:
         """Flush and close the engine, releasing the directory lock; idempotent."""
         with self._state_lock:
             db, self._db = self._db, None
+            self._get = self._get_reconnecting
+            self._put = self._put_reconnecting
             with self._suffix_lock:
                 self._suffixes = {}
             if db is not None:
@@ -125,6 +139,14 @@ class LogStore(Store):
         if db is None:  # pragma: no cover - only if another thread disconnects at once
             raise RuntimeError("store was disconnected while reconnecting")
         return db
+
+    def _get_reconnecting(self, key: bytes) -> bytes | None:
+        """``Engine.get`` after reconnecting (the hot path's target while disconnected)."""
+        return self._reconnect().get(key)
+
+    def _put_reconnecting(self, key: bytes, value: bytes) -> None:
+        """``Engine.put`` after reconnecting (the hot path's target while disconnected)."""
+        self._reconnect().put(key, value)
 
     def init(self, **options: Any) -> None:
         """Merge ``options``; reopen the engine if a storage option changed while connected.
@@ -205,7 +227,10 @@ class LogStore(Store):
         value = record.value
         if type(value) is not bytes:
             value = _as_bytes(value)
-        space = self._spaces.get((database, table)) or self._space(database, table)
+        if database is _EMPTY and table is _EMPTY:
+            space = self._default_space
+        else:
+            space = self._spaces.get((database, table)) or self._space(database, table)
         try:  # keys.encode_key inlined: strict UTF-8 of a NUL-free key is the fast path
             key_text = key.replace(NUL, ESCAPED_NUL) if NUL in key else key
             engine_key = f"{space}{key_text}\x00\x01".encode()
@@ -229,12 +254,12 @@ class LogStore(Store):
                 self._delete(engine_key)
                 return
             data = codec.encode(value, meta_json, expires_at)
-        db = self._db
-        if db is None:
-            db = self._reconnect()
         if expires_at is None:
-            db.put(engine_key, data)
+            self._put(engine_key, data)
         else:
+            db = self._db
+            if db is None:
+                db = self._reconnect()
             db.put(engine_key, data, expires_at=expires_at)
         # After the put, so a suffix index registered meanwhile either sees it in its
         # key scan or here (see _suffix_candidates).
@@ -298,16 +323,16 @@ class LogStore(Store):
             _check_page(limit, offset)
         if type(key) is not str or not key:
             _bad_key(key)
-        space = self._spaces.get((database, table)) or self._space(database, table)
-        db = self._db
-        if db is None:
-            db = self._reconnect()
+        if database is _EMPTY and table is _EMPTY:
+            space = self._default_space
+        else:
+            space = self._spaces.get((database, table)) or self._space(database, table)
         try:  # keys.encode_key inlined: strict UTF-8 of a NUL-free key is the fast path
             key_text = key.replace(NUL, ESCAPED_NUL) if NUL in key else key
             engine_key = f"{space}{key_text}\x00\x01".encode()
         except UnicodeEncodeError:
             engine_key = encode_key(space, key)
-        data = db.get(engine_key)
+        data = self._get(engine_key)
         if data is not None:
             if not data[0]:
                 # The hot path builds the record without Record.__init__'s argument handling.

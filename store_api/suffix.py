@@ -7,9 +7,9 @@ keys: ``O(log n + matches)`` instead of a pass over the whole table.
 The index is a cache, never the truth: it may hold keys that have since been
 deleted or have expired (the store checks every candidate against the engine
 and calls ``discard`` for the dead ones), but it never misses a key whose write
-has returned. Writers only append to ``pending`` (a list append, atomic under
-the GIL, no lock, no sorting); the next query sorts them in. That keeps a write
-to a table with a suffix index within a few percent of one without.
+has returned. Writers only add the key to the ``pending`` set (atomic under the
+GIL: no lock, no sorting, and rewriting a key adds nothing); the next query,
+or the writer that takes ``pending`` past ``PENDING_LIMIT``, sorts them in.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from sortedcontainers import SortedSet
 
 #: Writers fold pending keys in themselves beyond this many (bounds memory without queries).
-PENDING_LIMIT = 65_536
+PENDING_LIMIT = 1 << 18
 
 
 class SuffixIndex:
@@ -29,7 +29,7 @@ class SuffixIndex:
     def __init__(self) -> None:
         self._reversed = SortedSet()
         self._lock = threading.Lock()
-        self.pending: list[str] = []
+        self.pending: set[str] = set()
 
     def __len__(self) -> int:
         self.settle()
@@ -38,7 +38,7 @@ class SuffixIndex:
     def note(self, key: str) -> None:
         """Record that ``key`` was written (cheap: sorted in by the next query)."""
         pending = self.pending
-        pending.append(key)
+        pending.add(key)
         if len(pending) > PENDING_LIMIT:
             self.settle()
 
@@ -51,11 +51,11 @@ class SuffixIndex:
         """Sort the pending keys into the index."""
         with self._lock:
             pending = self.pending
-            count = len(pending)
-            if count:
-                batch = pending[:count]
-                # Slice deletion is one atomic operation: keys appended meanwhile stay pending.
-                del pending[:count]
+            if pending:
+                # copy() and difference_update() are each atomic (str hashes are cached, so
+                # no Python code runs inside them): a key added in between stays pending.
+                batch = pending.copy()
+                pending.difference_update(batch)
                 self._reversed.update([key[::-1] for key in batch])
 
     def discard(self, key: str) -> None:
