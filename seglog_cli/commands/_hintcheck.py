@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
+from typing import Final
 
 from engine.errors import CorruptionError
-from engine.format import RecordType
-from engine.hints import decode_hint, hint_name
+from engine.format import FILE_HEADER_SIZE, NO_EXPIRY, RecordType
+from engine.hints import Hint, decode_hint, hint_name
 from engine.segment import ScannedRecord, segment_name
 from seglog_cli.commands._common import show_bytes
 from seglog_cli.commands._walk import Damage, read_file
+
+_PUT: Final = int(RecordType.PUT)
+_DELETE: Final = int(RecordType.DELETE)
 
 
 class HintCheck:
@@ -20,62 +25,89 @@ class HintCheck:
     hint that disagrees with its segment in any other way would index keys at
     the wrong places: that is damage. A missing or undecodable hint is damage
     to a file too, though recovery falls back to scanning the segment.
+
+    The records are gathered in columns, as the hint stores them, and compared
+    column by column at the end: list equality runs in C, where comparing
+    entry by entry doubled the time ``verify`` takes over a compacted store.
     """
 
     def __init__(self, directory: str, segment_id: int, segment_size: int) -> None:
         self.name = hint_name(segment_id)
         self.segment = segment_name(segment_id)
         self.problems: list[Damage] = []
-        self.entries: Iterator[ScannedRecord] | None = None
-        self.count = 0
+        self.hint: Hint | None = None
+        self.size = 0
+        self.keys: list[bytes] = []
+        self.seqs: list[int] = []
+        self.sizes: list[int] = []
+        #: Entry number -> (type, expiry) of every record but a plain non-expiring put.
+        self.special: dict[int, tuple[int, float]] = {}
         if not os.path.exists(os.path.join(directory, self.name)):
-            self._problem(0, "missing-hint", f"{self.segment} has no hint")
+            self._problem("missing-hint", f"{self.segment} has no hint")
             return
         data = read_file(directory, self.name)
         self.size = len(data)
         try:
             hint = decode_hint(data, self.name)
         except CorruptionError as exc:
-            self._problem(self.size, "bad-hint", str(exc))
+            self._problem("bad-hint", str(exc))
             return
         if hint.segment_bytes != segment_size:
             self._problem(
-                self.size,
                 "hint-mismatch",
                 f"describes {hint.segment_bytes} bytes of {self.segment}, "
                 f"which holds {segment_size}",
             )
             return
-        self.entries = hint.records()
+        self.hint = hint
 
-    def _problem(self, length: int, kind: str, detail: str) -> None:
-        fallback = "; opening scans the segment instead (nothing lost, a slower open)"
-        if kind == "hint-mismatch":
-            fallback = ""
-        self.problems.append(Damage(self.name, 0, length, kind, detail + fallback))
+    def _problem(self, kind: str, detail: str) -> None:
+        if kind != "hint-mismatch":
+            detail += "; opening scans the segment instead (nothing lost, a slower open)"
+        self.problems.append(Damage(self.name, 0, self.size, kind, detail))
 
     def check(self, record: ScannedRecord) -> None:
-        """The segment's next record, to compare with the hint's next entry."""
-        if self.entries is None:
+        """Note the segment's next record."""
+        if self.hint is None:
             return
-        entry = next(self.entries, None)
-        if entry != record:
-            self._mismatch(
-                f"entry {self.count} says {_show(entry)}, the segment holds {_show(record)}"
-            )
-        self.count += 1
-
-    def _mismatch(self, detail: str) -> None:
-        self.entries = None
-        self._problem(self.size, "hint-mismatch", detail)
+        _offset, size, rtype, seq, expires_at, key = record
+        if rtype != _PUT or expires_at:
+            self.special[len(self.keys)] = (rtype, expires_at)
+        self.keys.append(key)
+        self.seqs.append(seq)
+        self.sizes.append(size)
 
     def finish(self, *, segment_damaged: bool) -> list[Damage]:
-        """The problems found; a mismatch is left out where the segment itself is damaged."""
-        if self.entries is not None and next(self.entries, None) is not None:
-            self._mismatch(f"more entries than the {self.count} records of {self.segment}")
-        if segment_damaged:
-            return [p for p in self.problems if p.kind != "hint-mismatch"]
+        """The problems found; a mismatch is not checked for where the segment is damaged."""
+        hint = self.hint
+        if hint is None or segment_damaged:
+            return self.problems
+        special = {i: (_DELETE, NO_EXPIRY) for i in hint.deletes}
+        special.update((i, (_PUT, expires_at)) for i, expires_at in hint.expiring.items())
+        if (
+            list(hint.keys) != self.keys
+            or list(hint.seqs) != self.seqs
+            or list(hint.sizes) != self.sizes
+            or special != self.special
+        ):
+            self._problem("hint-mismatch", self._first_difference(hint))
         return self.problems
+
+    def _first_difference(self, hint: Hint) -> str:
+        """Where the hint and the segment first disagree, for the report."""
+        pairs = itertools.zip_longest(hint.records(), self._walked())
+        for i, (entry, record) in enumerate(pairs):
+            if entry != record:
+                return f"entry {i} says {_show(entry)}, the segment holds {_show(record)}"
+        raise AssertionError("the columns differ, so some entry does")
+
+    def _walked(self) -> Iterator[ScannedRecord]:
+        """The noted records again, as the walk yielded them."""
+        offsets = itertools.accumulate(self.sizes, initial=FILE_HEADER_SIZE)
+        rows = zip(offsets, self.sizes, self.seqs, self.keys, strict=False)
+        for i, (offset, size, seq, key) in enumerate(rows):
+            rtype, expires_at = self.special.get(i, (_PUT, NO_EXPIRY))
+            yield offset, size, rtype, seq, expires_at, key
 
 
 def _show(record: ScannedRecord | None) -> str:
