@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from engine.errors import CorruptionError
-from engine.format import FILE_HEADER_SIZE, NO_EXPIRY, RecordType
+from engine.format import NO_EXPIRY, RecordType
 from engine.hints import Hint, decode_hint, hint_name
 from engine.segment import ScannedRecord, segment_name
 from seglog_cli.commands._common import show_bytes
@@ -40,6 +40,7 @@ class HintCheck:
         self.keys: list[bytes] = []
         self.seqs: list[int] = []
         self.sizes: list[int] = []
+        self.offsets: list[int] = []
         #: Entry number -> (type, expiry) of every record but a plain non-expiring put.
         self.special: dict[int, tuple[int, float]] = {}
         if not os.path.exists(os.path.join(directory, self.name)):
@@ -70,12 +71,13 @@ class HintCheck:
         """Note the segment's next record."""
         if self.hint is None:
             return
-        _offset, size, rtype, seq, expires_at, key = record
+        offset, size, rtype, seq, expires_at, key = record
         if rtype != _PUT or expires_at:
             self.special[len(self.keys)] = (rtype, expires_at)
         self.keys.append(key)
         self.seqs.append(seq)
         self.sizes.append(size)
+        self.offsets.append(offset)
 
     def finish(self, *, segment_damaged: bool) -> list[Damage]:
         """The problems found; a mismatch is not checked for where the segment is damaged."""
@@ -88,6 +90,7 @@ class HintCheck:
             list(hint.keys) != self.keys
             or list(hint.seqs) != self.seqs
             or list(hint.sizes) != self.sizes
+            or list(hint.offsets()) != self.offsets
             or special != self.special
         ):
             self._problem("hint-mismatch", self._first_difference(hint))
@@ -103,8 +106,7 @@ class HintCheck:
 
     def _walked(self) -> Iterator[ScannedRecord]:
         """The noted records again, as the walk yielded them."""
-        offsets = itertools.accumulate(self.sizes, initial=FILE_HEADER_SIZE)
-        rows = zip(offsets, self.sizes, self.seqs, self.keys, strict=False)
+        rows = zip(self.offsets, self.sizes, self.seqs, self.keys, strict=True)
         for i, (offset, size, seq, key) in enumerate(rows):
             rtype, expires_at = self.special.get(i, (_PUT, NO_EXPIRY))
             yield offset, size, rtype, seq, expires_at, key
