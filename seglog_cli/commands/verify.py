@@ -32,9 +32,10 @@ from seglog_cli.commands._layout import Layout, read_layout
 from seglog_cli.commands._walk import SegmentWalk, read_file
 
 DESCRIPTION = """\
-Check every record's CRC, every segment header and the batch structure of
-every segment, without modifying anything, and report each damaged region:
-file, offset, length, and what it held as far as its header can tell. Holds the
+Check, without modifying anything, the files recovery would replay: MANIFEST,
+every segment header, every record's CRC, batch structure, and every compacted
+segment's hint entry by entry. Report each damaged region: file, offset,
+length, kind, and what it held as far as its header can tell. Holds the
 store's lock meanwhile, so a store in use is refused. Exit status 0 only for a
 healthy store; 1 if anything is damaged.
 """
