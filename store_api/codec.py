@@ -39,10 +39,12 @@ def encode_metadata(metadata: object) -> bytes:
     mappings of the same. NaN and infinities are not JSON and are refused, as are
     non-``str`` keys at any depth (``json`` would silently turn them into strings).
     """
-    if not isinstance(metadata, Mapping):
-        raise TypeError(f"metadata must be a mapping, not {type(metadata).__name__}")
+    if type(metadata) is not dict:
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping, not {type(metadata).__name__}")
+        metadata = dict(metadata)
     try:
-        text = json.dumps(metadata, separators=(",", ":"), allow_nan=False, default=_refuse)
+        text = _ENCODER.encode(metadata)
     except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(f"metadata is not JSON-serialisable: {exc}") from None
     _check_keys(metadata)
@@ -54,16 +56,28 @@ def _refuse(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def _check_keys(value: object) -> None:
-    """Raise ``TypeError`` if any mapping inside ``value`` has a non-``str`` key."""
-    if isinstance(value, Mapping):
+_CONTAINERS: Final = (dict, list, tuple)
+#: One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_refuse)
+_DECODER: Final = json.JSONDecoder()
+
+
+def _check_keys(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> None:
+    """Raise ``TypeError`` if any dict inside ``value`` has a non-``str`` key.
+
+    Runs after a successful encode, so the only containers left are dicts, lists
+    and tuples (and their subclasses), and there are no cycles.
+    """
+    if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 raise TypeError(f"metadata keys must be str, not {type(key).__name__}: {key!r}")
-            _check_keys(item)
-    elif isinstance(value, list | tuple):
+            if isinstance(item, _CONTAINERS):
+                _check_keys(item)
+    else:
         for item in value:
-            _check_keys(item)
+            if isinstance(item, _CONTAINERS):
+                _check_keys(item)
 
 
 def encode(value: bytes, meta_json: bytes | None, expires_at: float | None) -> bytes:
@@ -93,6 +107,6 @@ def decode(data: bytes) -> tuple[bytes, dict[str, Any], float | None]:
     if flags & META:
         size = _U32.unpack_from(data, pos)[0]
         pos += _U32.size
-        metadata = json.loads(data[pos : pos + size])
+        metadata = _DECODER.decode(data[pos : pos + size].decode("ascii"))
         pos += size
     return data[pos:], metadata, expires_at

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ _new_record: Final = object.__new__
 #: The default of the ``database``/``table`` arguments; CPython has one empty str, so an
 #: identity test spots an omitted argument cheaply (anything else takes the checked path).
 _EMPTY: Final = ""
+_FLOAT_MAX: Final = sys.float_info.max
 #: Options whose change needs the engine reopened (the rest are read per call).
 _ENGINE_FIELDS: Final = ("path", "nodes", "sync", "sync_interval", "engine_options")
 #: Namespace prefixes cached per (database, table) argument pair, up to this many.
@@ -275,7 +277,10 @@ class LogStore(Store):
         ttl_seconds = None if ttl is None else _seconds(ttl, "ttl")
         if expiry is not None and not isinstance(expiry, datetime):
             raise TypeError(f"expiry must be a datetime, not {type(expiry).__name__}")
-        record_seconds = _seconds(lifetime, "record.expiry")
+        if type(lifetime) is timedelta and not lifetime:
+            record_seconds = 0.0  # the default, timedelta(0): skip the general conversion
+        else:
+            record_seconds = _seconds(lifetime, "record.expiry")
         now = self._clock()
         if ttl_seconds:
             at = now + ttl_seconds
@@ -285,7 +290,7 @@ class LogStore(Store):
             at = now + record_seconds
         else:
             return None, now
-        if not math.isfinite(at):
+        if not -_FLOAT_MAX <= at <= _FLOAT_MAX:
             raise ValueError(f"expiry is out of range: {at}")
         return at, now
 
@@ -499,15 +504,21 @@ def _as_bytes(value: object) -> bytes:
 
 
 def _seconds(duration: object, name: str) -> float:
-    """A ``timedelta`` or number of seconds as a finite float."""
+    """A ``timedelta`` or number of seconds (not ``bool``) as a finite float."""
     if isinstance(duration, timedelta):
         return duration.total_seconds()
-    if isinstance(duration, int | float) and not isinstance(duration, bool):
-        seconds = float(duration)
-        if math.isfinite(seconds):
-            return seconds
-        raise ValueError(f"{name} must be finite, not {duration!r}")
-    raise TypeError(f"{name} must be a timedelta or a number of seconds, not {duration!r}")
+    if isinstance(duration, float):
+        seconds = duration
+    elif isinstance(duration, int) and not isinstance(duration, bool):
+        try:
+            seconds = float(duration)
+        except OverflowError:
+            seconds = math.inf
+    else:
+        raise TypeError(f"{name} must be a timedelta or a number of seconds, not {duration!r}")
+    if -_FLOAT_MAX <= seconds <= _FLOAT_MAX:  # False for NaN and infinities
+        return seconds
+    raise ValueError(f"{name} must be finite, not {duration!r}")
 
 
 def _check_page(limit: object, offset: object) -> None:
