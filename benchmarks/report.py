@@ -41,7 +41,11 @@ def fmt_value(value: float | None, unit: str) -> str:
 def fmt_ratio(ratio: float | None) -> str:
     if ratio is None:
         return ""
-    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.0f}x"
+    if ratio >= 10:
+        return f"{ratio:.0f}x"
+    if ratio >= 0.1:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2g}x"
 
 
 def fmt_spread(spread: float | None) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks.adapters import BASELINE, adapter_class, store_names
 from benchmarks.adapters.base import MODE_PROMISE, SYNC_MODES, SyncMode
 from benchmarks.report import build_views, print_views, to_markdown
-from benchmarks.results import Collector, row_dicts
+from benchmarks.results import Collector, Row, row_dicts
 from benchmarks.svgchart import render_svg
 from benchmarks.worker import MARK, TaskSpec
 from benchmarks.workloads import WORKLOADS
@@ -399,9 +399,6 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
         for mode, d in info[name]["durability"].items()
     }
     rows = collector.rows(levels, config.baseline)
-    durability = {name: info[name]["durability"] for name in names}
-    views = build_views(rows, stores, durability, config.baseline)
-
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "command": config.command,
@@ -416,26 +413,50 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
         "errors": collector.errors,
         "tasks": collector.tasks,
     }
-
     json_path = Path(config.json_path) if config.json_path else out / "results.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(document, indent=2) + "\n")
-    (out / "results.md").write_text(to_markdown(views, document))
-    title = (
-        f"seglog bench: {config.size:,} keys, {config.value_size}-byte values, "
-        f"median of {config.rounds} round{'s' if config.rounds != 1 else ''}"
-    )
-    (out / "chart.svg").write_text(render_svg(rows, stores, title, config.baseline))
+    written = render_document(document, out, None if config.quiet else console, config.quiet)
+    say(f"wrote {json_path}, {', '.join(str(p) for p in written)}")
+    return document, 1 if collector.errors else 0
 
-    if not config.quiet:
+
+def render_document(
+    document: dict[str, Any], out: Path, console: Any | None, quiet: bool = False
+) -> list[Path]:
+    """Write results.md and chart.svg for a results document; print its tables.
+
+    Used at the end of a run, and by ``seglog bench --render results.json`` to
+    redraw an earlier run's outputs without measuring again.
+    """
+    rows = [Row(**r) for r in document["results"]]
+    info: dict[str, dict[str, Any]] = document["stores"]
+    stores = [name for name, entry in info.items() if entry["available"]]
+    baseline: str = document["baseline"]
+    durability = {name: entry["durability"] for name, entry in info.items()}
+    views = build_views(rows, stores, durability, baseline)
+    config = document["config"]
+    rounds = config["rounds"]
+    title = (
+        f"seglog bench: {config['size']:,} keys, {config['value_size']}-byte values, "
+        f"median of {rounds} round{'s' if rounds != 1 else ''}"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    md, svg = out / "results.md", out / "chart.svg"
+    md.write_text(to_markdown(views, document))
+    svg.write_text(render_svg(rows, stores, title, baseline))
+    if not quiet:
         print_views(views, console)
-        for err in collector.errors:
-            say(
+        for err in document["errors"]:
+            message = (
                 f"ERROR {err['store']} sync={err['sync']} round {err['round']} "
                 f"{err['workload'] or ''}: {err['error']}"
             )
-        say(f"wrote {json_path}, {out / 'results.md'}, {out / 'chart.svg'}")
-    return document, 1 if collector.errors else 0
+            if console is not None:
+                console.print(message, highlight=False)
+            else:
+                print(message, file=sys.stderr)
+    return [md, svg]
 
 
 def remove_if_empty(path: Path) -> None:

@@ -66,7 +66,7 @@ def render_svg(rows: list[Row], stores: list[str], title: str, baseline: str) ->
         f"<text x='10' y='24' font-size='16' font-weight='bold'>{escape(title)}</text>",
         "<text x='10' y='44' font-size='11' fill='#555'>bars: median of the rounds; "
         f"whiskers: min to max; ratios to {escape(baseline)}; pale: durability "
-        "not matched (see the table)</text>",
+        "not matched; *: cut short by the time budget (see the table)</text>",
     ]
     y0 = TOP
     for start in range(0, len(panels), COLUMNS):
@@ -102,7 +102,7 @@ def _panel(x: int, y: int, caption: str, rows: list[Row], baseline: str) -> list
                 f"<line x1='{lo:.1f}' y1='{mid:.1f}' x2='{hi:.1f}' y2='{mid:.1f}' "
                 "stroke='#212529' stroke-width='1.2'/>"
             )
-        label = fmt_value(r.median, r.unit)
+        label = fmt_value(r.median, r.unit) + ("*" if r.extra.get("partial") else "")
         if r.store != baseline and r.ratio is not None:
             label += f"  {fmt_ratio(r.ratio)}"
         end = x + LABEL + max(bar, (r.max or 0.0) / scale_max * span) + 4

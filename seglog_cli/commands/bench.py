@@ -72,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     out.add_argument("--json", dest="json_path", help="JSON path (default OUT/results.json)")
     out.add_argument("--data-dir", help="where stores keep their files (default OUT/.data)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument(
+        "--render",
+        metavar="JSON",
+        help="measure nothing: redraw the tables, results.md and chart.svg of an earlier "
+        "run's results.json into --out",
+    )
     parser.set_defaults(func=run)
 
 
@@ -109,12 +115,30 @@ def list_stores(names: list[str] | None) -> int:
     return 0
 
 
+def render(json_path: str, out: str) -> int:
+    import json
+    from pathlib import Path
+
+    from benchmarks.runner import render_document
+
+    try:
+        document = json.loads(Path(json_path).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"seglog bench: cannot read {json_path}: {exc}", file=sys.stderr)
+        return 2
+    written = render_document(document, Path(out), _console())
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from benchmarks.runner import QUICK, BenchConfig, run_bench
     from benchmarks.workloads import resolve_workloads
 
     if args.list:
         return list_stores(args.stores)
+    if args.render:
+        return render(args.render, args.out)
     try:
         workloads = resolve_workloads(args.workloads)
         modes = _modes(args.sync)

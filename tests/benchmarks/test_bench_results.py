@@ -6,7 +6,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from benchmarks.report import TableView, build_views, fmt_value, split_columns, to_markdown
+from benchmarks.report import (
+    TableView,
+    build_views,
+    fmt_ratio,
+    fmt_value,
+    split_columns,
+    to_markdown,
+)
 from benchmarks.results import Collector
 from benchmarks.svgchart import render_svg
 from benchmarks.workloads import resolve_workloads
@@ -83,6 +90,13 @@ def test_split_columns_keeps_baseline_in_every_part() -> None:
 )
 def test_fmt_value(value: float | None, unit: str, text: str) -> None:
     assert fmt_value(value, unit) == text
+
+
+@pytest.mark.parametrize(
+    ("ratio", "text"), [(1.0, "1.00x"), (13.4, "13x"), (0.042, "0.042x"), (0.00042, "0.00042x")]
+)
+def test_fmt_ratio(ratio: float, text: str) -> None:
+    assert fmt_ratio(ratio) == text
 
 
 def test_resolve_workloads() -> None:

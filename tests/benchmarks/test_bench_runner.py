@@ -73,6 +73,11 @@ def test_tiny_run_of_two_stores(tmp_path: Path) -> None:
     assert '### sync="periodic"' in (tmp_path / "out" / "results.md").read_text()
     assert not list((tmp_path / "out").glob(".data/*")), "store files left behind"
 
+    again = tmp_path / "again"
+    assert main(["bench", "--render", str(tmp_path / "r.json"), "--out", str(again)]) == 0
+    assert (again / "results.md").read_text() == (out / "results.md").read_text()
+    assert (again / "chart.svg").read_text() == (out / "chart.svg").read_text()
+
 
 def test_unsupported_mode_is_marked_not_run(tmp_path: Path) -> None:
     code, doc = _run(tmp_path, "--stores", "dbm", "--sync", "always", "--workloads", "reopen")
