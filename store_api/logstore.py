@@ -158,7 +158,11 @@ class LogStore(Store):
         """
         with self._state_lock:
             old = self._options
+            if "nodes" in options and "path" not in options:
+                options["path"] = None  # new nodes name the directory unless a path is given
             new = old.merge(**options)
+            if new.path is None:
+                new = new.merge(path=_directory(new))
             reopen = self._db is not None and any(
                 getattr(old, name) != getattr(new, name) for name in _ENGINE_FIELDS
             )

@@ -303,6 +303,17 @@ def test_init_moves_the_store_and_releases_the_old_directory(
     assert log_store.list() == ["old"]
 
 
+def test_init_with_nodes_moves_the_store(log_store: LogStore, tmp_path: Path) -> None:
+    log_store.write(Record("k", b"v"))
+    node = str(tmp_path / "node")
+    log_store.init(nodes=(node,))
+    assert log_store.options().path == node
+    assert log_store.list() == []
+    with pytest.raises(ValueError, match="one node"):
+        log_store.init(nodes=("a", "b"))
+    assert log_store.options().path == node
+
+
 def test_init_that_cannot_reopen_restores_the_old_options(log_store: LogStore) -> None:
     log_store.write(Record("k", b"v"))
     before = log_store.options()
