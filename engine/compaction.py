@@ -1,11 +1,12 @@
 """Compaction: rewrite sealed segments without their dead records, while writes go on.
 
-A compaction runs in five steps; only the first and the fourth take the
-engine's write lock, and the fourth in small pieces:
+A compaction runs in five steps. The write lock is taken only to plan, to
+install (in small slices) and to stop reading the inputs, never while copying:
 
 1. **Plan** (lock held): pick sealed input segments (``compact()`` first
-   rolls the active segment over so that everything written is eligible),
-   note the mappings to read them through and the clock.
+   rolls the active segment over so that everything written is eligible,
+   after an fsync outside the lock so that the rollover's is short), note the
+   mappings to read them through and the clock.
 2. **Rewrite** (no lock): scan the inputs, copy each record the index still
    points at (with its original sequence number and expiry) into new
    ``.cseg`` segments, each with a hint file; fsync them and the directory.
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import logging
 import math
 import os
@@ -54,7 +54,7 @@ from engine.format import (
     parse_record,
 )
 from engine.fs import FileHandle, FileSystem, Mapping
-from engine.hints import HintBuilder, hint_name, write_hint
+from engine.hints import MAX_SEGMENT_BYTES, HintBuilder, hint_name, write_hint
 from engine.index import SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK
 from engine.manifest import CompactedSegment, Manifest, commit_manifest, open_manifest
 from engine.recovery import RecoveryReport, replay_segment
@@ -213,12 +213,7 @@ class _Output:
 
     def locations(self) -> list[int]:
         """Each record's location in this segment."""
-        base = self.segment_id << SEGMENT_SHIFT
-        offsets = itertools.accumulate(self.hint.sizes, initial=FILE_HEADER_SIZE)
-        return [
-            base | offset << SIZE_BITS | size
-            for offset, size in zip(offsets, self.hint.sizes, strict=False)
-        ]
+        return list(map((self.segment_id << SEGMENT_SHIFT).__or__, self.hint.refs))
 
 
 class _Rewrite:
@@ -249,7 +244,7 @@ class _Rewrite:
         outputs = self.outputs
         if outputs:
             current = outputs[-1]
-            if current.size + size <= self.compactor.segment_size or not current.sources:
+            if current.size + size <= self.compactor.output_size or not current.sources:
                 return current
             current.finish(self.compactor.fs, self.compactor.directory)
         self.compactor.check_stopping()
@@ -260,11 +255,9 @@ class _Rewrite:
 
     def apply(self, segment_id: int, record: ScannedRecord) -> None:
         """Classify one input record: copy it, count it dropped, or keep it for later."""
-        offset, size, rtype, seq, _expires_at, key = record
-        report = self.report
-        report.records_in += 1
+        offset, size, rtype, seq, expires_at, key = record
         if rtype == _BATCH_COMMIT:
-            report.dropped_batch_markers += 1
+            self.report.dropped_batch_markers += 1
             return
         current = self.locations.get(key)
         if current is not None:
@@ -272,6 +265,8 @@ class _Rewrite:
             if expiry is None or expiry > self.now:
                 if current == segment_id << SEGMENT_SHIFT | offset << SIZE_BITS | size:
                     self._copy(record, current)
+                elif rtype == _PUT and expires_at == NO_EXPIRY:
+                    self.report.dropped_overwritten += 1  # the common case, without a call
                 else:
                     self._drop(record, live=True)
                 return
@@ -323,6 +318,16 @@ class _Rewrite:
                 # A removal nothing older needs, or a put a newer delete outside shadows.
                 self._drop(record, live=False)
         self.latest.clear()
+        report = self.report
+        report.records_in = report.records_out + sum(
+            (
+                report.dropped_overwritten,
+                report.dropped_deleted,
+                report.dropped_expired,
+                report.dropped_tombstones,
+                report.dropped_batch_markers,
+            )
+        )
         for output in self.outputs:
             if not output.finished:
                 output.finish(self.compactor.fs, self.compactor.directory)
@@ -336,7 +341,7 @@ class Compactor:
         self.options = options
         self.fs = engine._writer.fs
         self.directory = engine.path
-        self.segment_size = engine.options.segment_size
+        self.output_size = min(engine.options.segment_size, MAX_SEGMENT_BYTES)
         self.manifest = Manifest()
         self.last: CompactionReport | None = None
         self.count = 0
@@ -451,6 +456,9 @@ class Compactor:
         """Pick the inputs (write lock held briefly); None if there is nothing to reclaim."""
         engine = self.engine
         writer = engine._writer
+        if choose is None:
+            # Flush the active segment first, so the rollover's fsync under the lock is short.
+            writer.sync()
         with writer.lock:
             if writer.error is not None:
                 raise writer.error

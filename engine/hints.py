@@ -1,14 +1,15 @@
 """Hint files: a compacted segment's index entries without its values, so reopen skips them.
 
 Compaction writes ``0000000003.hint`` beside ``0000000003.cseg``. Entry ``i``
-describes the segment's ``i``-th record; records lie back to back after the
-segment's file header, so offsets are running sums of the sizes and need not be
-stored. Columns rather than rows: recovery decodes each column with one C call
-and indexes a whole hint without a Python step per field. Layout, little-endian,
-after the 16-byte file header of kind HINT::
+describes the segment's ``i``-th record, by its sequence number, its key and
+its ``ref``, ``offset << 32 | size`` (a compacted segment stays under 4 GiB):
+the record's location but for the segment id, which recovery ORs in with one
+C-level call per entry. Columns rather than rows: each decodes with one C call
+and no Python step per field. Layout, little-endian, after the 16-byte file
+header of kind HINT::
 
     count u64 | keys_bytes u64 | deletes u64 | expiring u64 | segment_bytes u64
-    seq u64[count] | size u32[count] | key_len u32[count]
+    seq u64[count] | ref u64[count] | key_len u32[count]
     delete_index u64[deletes] | expiring_index u64[expiring] | expires_at f64[expiring]
     keys (keys_bytes bytes, concatenated) | crc32c u32 of every byte before it
 
@@ -28,16 +29,15 @@ import re
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from crc32c import crc32c
 
 from engine.errors import CorruptionError
 from engine.format import (
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
     MAX_KEY_SIZE,
     NO_EXPIRY,
     FileKind,
@@ -59,6 +59,11 @@ HINT_OVERHEAD: Final = FILE_HEADER_SIZE + _COUNTS.size + _CRC.size
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _SWAP: Final = sys.byteorder != "little"
+_FIRST: Final = operator.itemgetter(0)
+_SIZE_BITS: Final = 32
+_SIZE_MASK: Final = (1 << _SIZE_BITS) - 1
+#: A compacted segment is cut before it reaches this size, so that offsets fit a ref.
+MAX_SEGMENT_BYTES: Final = 1 << _SIZE_BITS
 
 
 def hint_name(segment_id: int) -> str:
@@ -85,37 +90,44 @@ class Hint:
 
     segment_bytes: int
     keys: list[bytes]
-    seqs: list[int]
-    sizes: list[int]
+    #: Columns stay arrays: no Python int per entry is kept alive.
+    seqs: Sequence[int]
+    #: Each record's ``offset << 32 | size``: its location without the segment id.
+    refs: Sequence[int]
     #: Entry numbers of the DELETE records (the rest are PUTs), ascending.
     deletes: list[int]
     #: Entry number -> absolute expiry, for the records that expire.
     expiring: dict[int, float]
 
+    @property
+    def sizes(self) -> list[int]:
+        """Each record's size."""
+        return [ref & _SIZE_MASK for ref in self.refs]
+
     def offsets(self) -> list[int]:
         """Each record's offset in the segment."""
-        return list(itertools.accumulate(self.sizes, initial=FILE_HEADER_SIZE))[:-1]
+        return [ref >> _SIZE_BITS for ref in self.refs]
 
     def records(self) -> Iterator[ScannedRecord]:
         """The entries as a segment scan would yield them (for the slow, general path)."""
         deleted = set(self.deletes)
         expiring = self.expiring
-        for i, (offset, size, seq, key) in enumerate(
-            zip(self.offsets(), self.sizes, self.seqs, self.keys, strict=True)
-        ):
+        for i, (ref, seq, key) in enumerate(zip(self.refs, self.seqs, self.keys, strict=True)):
             rtype = _DELETE if i in deleted else _PUT
-            yield offset, size, rtype, seq, expiring.get(i, NO_EXPIRY), key
+            yield ref >> _SIZE_BITS, ref & _SIZE_MASK, rtype, seq, expiring.get(i, NO_EXPIRY), key
 
 
 class HintBuilder:
-    """Collects a compacted segment's entries as its records are written."""
+    """Collects a compacted segment's entries as its records are written, back to back."""
 
     def __init__(self) -> None:
         self.keys: list[bytes] = []
         self.seqs = _ints("Q")
-        self.sizes = _ints("I")
+        self.refs = _ints("Q")
         self.deletes: list[int] = []
         self.expiring: dict[int, float] = {}
+        #: Where the next record starts: segments hold at most MAX_SEGMENT_BYTES.
+        self.position = FILE_HEADER_SIZE
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -128,22 +140,21 @@ class HintBuilder:
             self.expiring[len(self.keys)] = expires_at
         self.keys.append(key)
         self.seqs.append(seq)
-        self.sizes.append(size)
+        self.refs.append(self.position << _SIZE_BITS | size)
+        self.position += size
 
     def encode(self) -> bytes:
         """The hint file's bytes."""
-        count = len(self.keys)
         keys = b"".join(self.keys)
-        segment_bytes = FILE_HEADER_SIZE + sum(self.sizes)
         columns: list[array[int] | array[float]] = [
             self.seqs,
-            self.sizes,
+            self.refs,
             _ints("I", map(len, self.keys)),
             _ints("Q", self.deletes),
             _ints("Q", self.expiring),
             array("d", self.expiring.values()),
         ]
-        counts = (count, len(keys), len(self.deletes), len(self.expiring), segment_bytes)
+        counts = (len(self.keys), len(keys), len(self.deletes), len(self.expiring), self.position)
         parts = [encode_file_header(FileKind.HINT), _COUNTS.pack(*counts)]
         for column in columns:
             if _SWAP:
@@ -156,9 +167,11 @@ class HintBuilder:
 
 
 def decode_hint(data: bytes, name: str) -> Hint:
-    """Parse and check a hint file; raise CorruptionError on any inconsistency.
+    """Parse and check a hint file; raise CorruptionError on any inconsistency found.
 
-    Every count is checked against the file's length before anything is sliced.
+    Every count is checked against the file's length before anything is
+    sliced. The checks are the ones that cost no Python step per entry; the CRC
+    catches damage, and a read checks each record's own CRC and key anyway.
     """
     if len(data) < HINT_OVERHEAD:
         raise CorruptionError(f"{name}: hint is short ({len(data)} bytes)")
@@ -168,49 +181,57 @@ def decode_hint(data: bytes, name: str) -> Hint:
     count, keys_bytes, deletes, expiring, segment_bytes = _COUNTS.unpack_from(
         data, FILE_HEADER_SIZE
     )
-    expected = HINT_OVERHEAD + count * 16 + deletes * 8 + expiring * 16 + keys_bytes
+    expected = HINT_OVERHEAD + count * 20 + deletes * 8 + expiring * 16 + keys_bytes
     if expected != len(data):
         raise CorruptionError(f"{name}: hint counts do not match its length")
     view = memoryview(data)
     position = FILE_HEADER_SIZE + _COUNTS.size
-
-    def take(column: array[Any], n: int) -> None:
-        nonlocal position
-        end = position + n * column.itemsize
-        column.frombytes(view[position:end])
-        if _SWAP:
-            column.byteswap()
-        position = end
-
-    seqs, sizes, key_lens = _ints("Q"), _ints("I"), _ints("I")
+    seqs, refs, key_lens = _ints("Q"), _ints("Q"), _ints("I")
     delete_index, expiring_index, expires = _ints("Q"), _ints("Q"), array("d")
     for column, n in (
         (seqs, count),
-        (sizes, count),
+        (refs, count),
         (key_lens, count),
         (delete_index, deletes),
         (expiring_index, expiring),
         (expires, expiring),
     ):
-        take(column, n)
-    if count and (min(key_lens) < 1 or max(key_lens) > MAX_KEY_SIZE):
+        end = position + n * column.itemsize
+        column.frombytes(view[position:end])
+        if _SWAP:
+            column.byteswap()
+        position = end
+    # One key length throughout (the common case) is checked with one comparison of
+    # bytes, and then the keys split in one C call: three times faster than slicing.
+    key_len = key_lens[0] if count else 0
+    uniform = key_lens == _ints("I", [key_len]) * count
+    shortest, longest = (key_len, key_len) if uniform else (min(key_lens), max(key_lens))
+    if count and not 1 <= shortest <= longest <= MAX_KEY_SIZE:
         raise CorruptionError(f"{name}: hint holds a key length out of bounds")
-    if sum(key_lens) != keys_bytes or FILE_HEADER_SIZE + sum(sizes) != segment_bytes:
-        raise CorruptionError(f"{name}: hint lengths do not add up")
-    if count and min(map(operator.sub, sizes, key_lens)) < HEADER_SIZE:
-        raise CorruptionError(f"{name}: hint holds a record smaller than its key")
+    if (key_len * count if uniform else sum(key_lens)) != keys_bytes:
+        raise CorruptionError(f"{name}: hint key lengths do not add up")
+    # Records are back to back: the first starts after the header, the last ends the file.
+    if count and (
+        refs[0] >> _SIZE_BITS != FILE_HEADER_SIZE
+        or (refs[-1] >> _SIZE_BITS) + (refs[-1] & _SIZE_MASK) != segment_bytes
+    ):
+        raise CorruptionError(f"{name}: hint records do not span its segment")
     for index in (delete_index, expiring_index):
         if index and (max(index) >= count or any(map(operator.ge, index, index[1:]))):
             raise CorruptionError(f"{name}: hint entry numbers out of order or bounds")
     if not all(0.0 < t < math.inf for t in expires) or set(delete_index) & set(expiring_index):
         raise CorruptionError(f"{name}: hint holds an invalid expiry")
-    bounds = itertools.accumulate(key_lens, initial=position)
-    keys = [data[start:end] for start, end in itertools.pairwise(bounds)]
+    if uniform and count:
+        split = struct.iter_unpack(f"{key_len}s", view[position : position + keys_bytes])
+        keys = list(map(_FIRST, split))
+    else:
+        bounds = itertools.pairwise(itertools.accumulate(key_lens, initial=position))
+        keys = [data[start:end] for start, end in bounds]
     return Hint(
         segment_bytes,
         keys,
-        seqs.tolist(),
-        sizes.tolist(),
+        seqs,
+        refs,
         delete_index.tolist(),
         dict(zip(expiring_index.tolist(), expires.tolist(), strict=True)),
     )

@@ -51,6 +51,8 @@ class KeyIndex:
         self._sorted: SortedList = SortedList()
         self._pending: set[bytes] = set()
         self._stale: set[bytes] = set()
+        #: Key lists added by ``load``: sorted in at the next ordered read, in one merge.
+        self._loaded: list[list[bytes]] = []
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -74,9 +76,13 @@ class KeyIndex:
         return old
 
     def load(self, keys: list[bytes], locations: list[int]) -> None:
-        """Index ``keys``, none of which is in the index, in bulk (recovery from a hint file)."""
+        """Index ``keys``, none of which is or was in the index, in bulk (from a hint file).
+
+        The list itself waits for the next ordered read: no set insert per key.
+        A key removed meanwhile goes to ``_stale`` like any sorted key.
+        """
         self.locations.update(zip(keys, locations, strict=True))
-        self._pending.update(keys)
+        self._loaded.append(keys)
 
     def added(self, key: bytes) -> None:
         """Note that ``key``, just set in ``locations`` by the caller, is new to the index."""
@@ -103,7 +109,10 @@ class KeyIndex:
         return True
 
     def _settle(self) -> None:
-        """Merge pending and stale keys into the sorted list."""
+        """Merge loaded, pending and stale keys into the sorted list."""
+        for keys in self._loaded:
+            self._sorted.update(keys)
+        self._loaded.clear()
         if self._stale:
             if len(self._stale) * 8 > len(self._sorted):
                 self._sorted = SortedList(k for k in self._sorted if k not in self._stale)

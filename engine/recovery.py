@@ -9,6 +9,8 @@ RocksDB names its WAL recovery modes.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import os
 import struct
@@ -20,7 +22,7 @@ from engine.errors import CorruptionError
 from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, NO_EXPIRY, RecordType
 from engine.fs import FileSystem
 from engine.hints import Hint, read_hint
-from engine.index import SEGMENT_SHIFT, SIZE_BITS, KeyIndex, pack_location
+from engine.index import SEGMENT_SHIFT, KeyIndex, pack_location
 from engine.segment import (
     ScannedRecord,
     SegmentScan,
@@ -52,6 +54,8 @@ _DELETE: Final = int(RecordType.DELETE)
 _BATCH_PUT: Final = int(RecordType.BATCH_PUT)
 _BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
 _BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
+#: The bits of a location below the segment id: a hint's ``ref``.
+REF_MASK: Final = (1 << SEGMENT_SHIFT) - 1
 
 
 @dataclass
@@ -95,6 +99,9 @@ class _Replayer:
         self.expiry: dict[bytes, float] = {}
         self.dead: dict[int, int] = {}
         self.seqs: dict[bytes, int] = {}
+        #: The hints segments were loaded from: their live keys are not in ``seqs``
+        #: (a million dict inserts saved), their sequence numbers are looked up here.
+        self.hinted: dict[int, Hint] = {}
         self.max_seq = 0
         self.records = 0
 
@@ -113,6 +120,8 @@ class _Replayer:
             self._kill(location)
             return
         known = self.seqs.get(key)
+        if known is None and self.hinted:
+            known = self._hinted_seq(key)
         if known is not None and known >= seq:
             self._kill(location)
             return
@@ -129,38 +138,46 @@ class _Replayer:
             self.expiry.pop(key, None)
             self._kill(location)
 
+    def _hinted_seq(self, key: bytes) -> int | None:
+        """The sequence number of ``key``'s live record, if a hint put it in the index."""
+        location = self.index.locations.get(key)
+        if location is None:
+            return None
+        hint = self.hinted.get(location >> SEGMENT_SHIFT)
+        if hint is None:
+            return None
+        ref = location & REF_MASK
+        return hint.seqs[bisect.bisect_left(hint.refs, ref)]
+
     def apply_hint(self, segment_id: int, hint: Hint) -> None:
         """Apply a compacted segment from its hint: in bulk when its keys are new here.
 
         Keys met for the first time need no sequence comparison, so the index
-        and the sequence table take them in C-speed bulk updates, and only the
-        hint's deletes and expiring puts get a Python step each. A hint whose
-        keys overlap what was replayed before goes record by record.
+        takes them in one C-speed update and only the hint's deletes and
+        expiring puts get a Python step each. A hint whose keys overlap what
+        was replayed before goes record by record.
         """
         keys = hint.keys
-        if self.seqs and not self.seqs.keys().isdisjoint(keys):
+        index = self.index
+        if (self.seqs and not self.seqs.keys().isdisjoint(keys)) or (
+            index.locations and not index.locations.keys().isdisjoint(keys)
+        ):
             for record in hint.records():
                 self.apply(segment_id, record)
             return
         self.records += len(keys)
         self.max_seq = max(self.max_seq, max(hint.seqs, default=0))
-        self.seqs.update(zip(keys, hint.seqs, strict=True))
-        base = segment_id << SEGMENT_SHIFT
-        locations = [
-            base | offset << SIZE_BITS | size
-            for offset, size in zip(hint.offsets(), hint.sizes, strict=True)
-        ]
-        index = self.index
+        self.hinted[segment_id] = hint
+        locations = list(map((segment_id << SEGMENT_SHIFT).__or__, hint.refs))
         index.load(keys, locations)
-        for i in hint.deletes:
+        gone = [i for i, expires_at in hint.expiring.items() if expires_at <= self.now]
+        for i in itertools.chain(hint.deletes, gone):
             index.remove(keys[i])
+            self.seqs[keys[i]] = hint.seqs[i]
             self._kill(locations[i])
         for i, expires_at in hint.expiring.items():
             if expires_at > self.now:
                 self.expiry[keys[i]] = expires_at
-            else:
-                index.remove(keys[i])
-                self._kill(locations[i])
 
 
 def recover(

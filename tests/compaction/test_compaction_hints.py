@@ -15,6 +15,7 @@ from engine.errors import CorruptionError
 from engine.format import NO_EXPIRY, RecordType
 from engine.fs import MemoryFileSystem
 from engine.hints import Hint, HintBuilder, decode_hint, hint_name
+from engine.index import KeyIndex
 from engine.manifest import open_manifest
 from engine.recovery import recover
 from engine.segment import list_segments, parse_compacted_name
@@ -250,3 +251,15 @@ def test_mutated_hints_decode_or_are_refused(
 def test_hint_names_follow_their_segment() -> None:
     segment_id = parse_compacted_name("0000000042.cseg")
     assert segment_id is not None and hint_name(segment_id) == "0000000042.hint"
+
+
+def test_keys_loaded_in_bulk_join_the_sorted_order_at_the_next_ordered_read() -> None:
+    index = KeyIndex()
+    index.put(b"m", 1)
+    index.load([b"z", b"a", b"q"], [2, 3, 4])
+    index.remove(b"q")
+    index.put(b"q", 5)
+    index.remove(b"a")
+    assert index.locations == {b"m": 1, b"z": 2, b"q": 5}
+    assert list(index.range()) == [b"m", b"q", b"z"]
+    assert list(index.range(reverse=True, prefix=b"q")) == [b"q"]
