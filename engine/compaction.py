@@ -56,7 +56,13 @@ from engine.format import (
 from engine.fs import FileHandle, FileSystem, Mapping
 from engine.hints import MAX_SEGMENT_BYTES, HintBuilder, hint_name, write_hint
 from engine.index import SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK
-from engine.manifest import CompactedSegment, Manifest, commit_manifest, open_manifest
+from engine.manifest import (
+    MANIFEST,
+    CompactedSegment,
+    Manifest,
+    commit_manifest,
+    open_manifest,
+)
 from engine.recovery import RecoveryReport, replay_segment
 from engine.segment import COMPACTED_BASE, ScannedRecord, segment_name
 
@@ -343,6 +349,7 @@ class Compactor:
         self.directory = engine.path
         self.output_size = min(engine.options.segment_size, MAX_SEGMENT_BYTES)
         self.manifest = Manifest()
+        self._manifest_on_disk = False
         self.last: CompactionReport | None = None
         self.count = 0
         self._stopping = threading.Event()
@@ -525,6 +532,11 @@ class Compactor:
 
     def _rewrite(self, rewrite: _Rewrite) -> None:
         """Step 2: scan the inputs, write and fsync the outputs and hints and the directory."""
+        if not self._manifest_on_disk:
+            # Before the first output: an output without a manifest then means a lost one.
+            if not self.fs.exists(os.path.join(self.directory, MANIFEST)):
+                commit_manifest(self.fs, self.directory, self.manifest)
+            self._manifest_on_disk = True
         plan = rewrite.plan
         mode = self.engine.options.recovery
         for segment_id in plan.inputs:

@@ -7,7 +7,9 @@ the new one, never a mix. Replacing it is a compaction's commit point: a
 that never committed, and a file it lists under ``dropped`` is an input that
 the committed compaction replaced but a crash kept from being deleted. Opening
 a store deletes both kinds (``open_manifest``). A store without a manifest has
-never committed a compaction. Text, so that an operator can read it::
+never run a compaction: the first writes one before its first output, so that
+compacted files without a manifest can only mean a lost one (opening refuses).
+Text, so that an operator can read it::
 
     seglog-manifest 1
     {"dropped": ["0000000001.seg"], "next": 2, "segments": [{"bytes": 4096, ...}]}
@@ -138,11 +140,17 @@ def open_manifest(fs: FileSystem, directory: str) -> Manifest:
 
     Deletes a leftover ``MANIFEST.tmp``, outputs and hints the manifest does not
     list, and inputs it lists as dropped. Raises CorruptionError if the manifest
-    is damaged or a segment it lists is missing: a loss is never silent.
+    is damaged, a segment it lists is missing, or it is missing itself while
+    compacted files exist (compaction writes a manifest before its first
+    output, so only a lost manifest leaves them): a loss is never silent.
     """
     path = os.path.join(directory, MANIFEST)
-    manifest = decode_manifest(fs.read_file(path)) if fs.exists(path) else Manifest()
     names = fs.listdir(directory)
+    if not fs.exists(path):
+        orphans = sorted(n for n in names if parse_compacted_name(n) or parse_hint_name(n))
+        if orphans:
+            raise CorruptionError(f"{directory}: {orphans} but no {MANIFEST} to say which count")
+    manifest = decode_manifest(fs.read_file(path)) if fs.exists(path) else Manifest()
     listed = {segment_name(i) for i in manifest.segments}
     missing = listed.difference(names)
     if missing:

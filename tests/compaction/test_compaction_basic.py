@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 import pytest
-from compaction_helpers import Clock, assert_clean, contents, open_store, sealed
+from compaction_helpers import DIRECTORY, Clock, assert_clean, contents, open_store, sealed
 
-from engine import ClosedError, Engine
+from engine import ClosedError, CorruptionError, Engine
 from engine.fs import MemoryFileSystem
 from engine.segment import COMPACTED_SUFFIX, SEGMENT_SUFFIX
 
@@ -179,3 +179,26 @@ def test_compaction_outputs_are_never_taken_for_the_active_segment() -> None:
         assert reopened.get(b"new") == b"value"
     with open_store(fs, clock) as again:
         assert again.get(b"new") == b"value"
+
+
+def test_compacted_files_without_a_manifest_are_refused_not_deleted() -> None:
+    fs, clock = MemoryFileSystem(), Clock()
+    db = overwritten_store(fs, clock)
+    db.compact()
+    db.close()
+    fs.unlink(f"{DIRECTORY}/MANIFEST")
+    with pytest.raises(CorruptionError, match="MANIFEST"):
+        open_store(fs, clock)
+    assert [n for n in fs.listdir(DIRECTORY) if n.endswith(COMPACTED_SUFFIX)]
+
+
+def test_the_first_compaction_writes_a_manifest_before_any_output() -> None:
+    fs, clock = MemoryFileSystem(), Clock()
+    db = overwritten_store(fs, clock)
+    start = len(fs.journal)
+    db.compact()
+    ops = fs.journal[start:]
+    renames = [i for i, op in enumerate(ops) if op[0] == "rename"]
+    creates = [i for i, op in enumerate(ops) if op[0] == "create" and op[1].endswith(".cseg")]
+    assert renames[0] < creates[0]
+    db.close()
