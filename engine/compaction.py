@@ -392,6 +392,7 @@ class Compactor:
         return self._running.locked()
 
     def _run_automatically(self) -> None:
+        """The background thread: every ``interval``, compact what ``select`` picks."""
         writer = self.engine._writer
         while not self._stopping.wait(self.options.interval):
             if writer.error is not None:

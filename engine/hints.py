@@ -46,6 +46,7 @@ from engine.format import (
     encode_file_header,
 )
 from engine.fs import FileSystem
+from engine.index import SIZE_BITS, SIZE_MASK
 from engine.segment import COMPACTED_BASE, ScannedRecord, check_segment_header, segment_name
 
 log = logging.getLogger("seglog.compaction")
@@ -60,10 +61,8 @@ _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _SWAP: Final = sys.byteorder != "little"
 _FIRST: Final = operator.itemgetter(0)
-_SIZE_BITS: Final = 32
-_SIZE_MASK: Final = (1 << _SIZE_BITS) - 1
 #: A compacted segment is cut before it reaches this size, so that offsets fit a ref.
-MAX_SEGMENT_BYTES: Final = 1 << _SIZE_BITS
+MAX_SEGMENT_BYTES: Final = 1 << SIZE_BITS
 
 
 def hint_name(segment_id: int) -> str:
@@ -102,11 +101,11 @@ class Hint:
     @property
     def sizes(self) -> list[int]:
         """Each record's size."""
-        return [ref & _SIZE_MASK for ref in self.refs]
+        return [ref & SIZE_MASK for ref in self.refs]
 
     def offsets(self) -> list[int]:
         """Each record's offset in the segment."""
-        return [ref >> _SIZE_BITS for ref in self.refs]
+        return [ref >> SIZE_BITS for ref in self.refs]
 
     def records(self) -> Iterator[ScannedRecord]:
         """The entries as a segment scan would yield them (for the slow, general path)."""
@@ -114,7 +113,7 @@ class Hint:
         expiring = self.expiring
         for i, (ref, seq, key) in enumerate(zip(self.refs, self.seqs, self.keys, strict=True)):
             rtype = _DELETE if i in deleted else _PUT
-            yield ref >> _SIZE_BITS, ref & _SIZE_MASK, rtype, seq, expiring.get(i, NO_EXPIRY), key
+            yield ref >> SIZE_BITS, ref & SIZE_MASK, rtype, seq, expiring.get(i, NO_EXPIRY), key
 
 
 class HintBuilder:
@@ -140,7 +139,7 @@ class HintBuilder:
             self.expiring[len(self.keys)] = expires_at
         self.keys.append(key)
         self.seqs.append(seq)
-        self.refs.append(self.position << _SIZE_BITS | size)
+        self.refs.append(self.position << SIZE_BITS | size)
         self.position += size
 
     def encode(self) -> bytes:
@@ -212,8 +211,8 @@ def decode_hint(data: bytes, name: str) -> Hint:
         raise CorruptionError(f"{name}: hint key lengths do not add up")
     # Records are back to back: the first starts after the header, the last ends the file.
     if count and (
-        refs[0] >> _SIZE_BITS != FILE_HEADER_SIZE
-        or (refs[-1] >> _SIZE_BITS) + (refs[-1] & _SIZE_MASK) != segment_bytes
+        refs[0] >> SIZE_BITS != FILE_HEADER_SIZE
+        or (refs[-1] >> SIZE_BITS) + (refs[-1] & SIZE_MASK) != segment_bytes
     ):
         raise CorruptionError(f"{name}: hint records do not span its segment")
     for index in (delete_index, expiring_index):
