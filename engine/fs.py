@@ -112,7 +112,13 @@ class FileSystem(Protocol):
         ...
 
     def makedirs(self, path: str) -> None:
-        """Create directory ``path`` and its parents if missing."""
+        """Create directory ``path`` and its parents if missing, durably.
+
+        The parent of each directory created is fsynced, and so is the parent
+        of ``path`` even when it exists: a crash between an earlier ``mkdir``
+        and its parent's fsync must not leave a store whose directory a power
+        cut can still take away.
+        """
         ...
 
     def replace(self, src: str, dst: str) -> None:
@@ -202,7 +208,20 @@ class OSFileSystem:
         return os.path.exists(path)
 
     def makedirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+        path = os.path.abspath(path)
+        missing = []
+        while not os.path.isdir(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                if not os.path.isdir(directory):
+                    raise
+            self.fsync_dir(os.path.dirname(directory))
+        if not missing:
+            self.fsync_dir(os.path.dirname(path))
 
     def replace(self, src: str, dst: str) -> None:
         os.replace(src, dst)
@@ -413,10 +432,16 @@ class MemoryFileSystem:
 
     def makedirs(self, path: str) -> None:
         path = os.path.normpath(path)
+        missing = []
         while path not in self.dirs:
-            self._record(("mkdir", path))
-            self.dirs.add(path)
+            missing.append(path)
             path = os.path.dirname(path)
+        for directory in reversed(missing):
+            self._record(("mkdir", directory))
+            self.dirs.add(directory)
+            self.fsync_dir(os.path.dirname(directory))
+        if not missing:
+            self.fsync_dir(os.path.dirname(path))
 
     def replace(self, src: str, dst: str) -> None:
         src, dst = os.path.normpath(src), os.path.normpath(dst)

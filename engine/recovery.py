@@ -44,8 +44,11 @@ RECOVERY_MODES: Final = (
     "skip_any_corrupted",
 )
 
-#: Damage in the newest segment holding this many zero bytes in a row is unwritten space.
-UNWRITTEN_RUN: Final = 512
+#: The device's atomic unit: a power cut loses or keeps a sector whole. Damage in the
+#: newest segment with a sector of zeros in it is space that was never written.
+SECTOR: Final = 512
+#: The old name of ``SECTOR`` (seglog verify imports it).
+UNWRITTEN_RUN: Final = SECTOR
 #: A batch commit marker's value: the number of records in the batch.
 BATCH_COUNT: Final = struct.Struct("<I")
 
@@ -234,10 +237,10 @@ def recover(
         if on_segment is not None:
             on_segment(segment_id)
     if sizes:
-        # After a SIGKILL the newest segment and the directory may hold bytes and names
-        # that are in the page cache only: make what recovery serves durable before
-        # anything new is acknowledged on top of it.
-        _fsync(fs, os.path.join(directory, segment_name(max(sizes))))
+        # After a SIGKILL the newest segment (the last one replayed) and the directory
+        # may hold bytes and names that are in the page cache only: make what recovery
+        # serves durable before anything new is acknowledged on top of it.
+        _fsync(fs, os.path.join(directory, segment_name(next(reversed(sizes)))))
         fs.fsync_dir(directory)
     report.records = replay.records
     return RecoveredState(replay.index, replay.expiry, replay.dead, sizes, replay.max_seq, report)
@@ -266,7 +269,8 @@ def replay_segment(
                 batch.append(record)
                 continue
             if rtype == _BATCH_COMMIT:
-                if BATCH_COUNT.unpack(_value_of(data, record))[0] == len(batch):
+                count = _value_of(data, record)
+                if count == BATCH_COUNT.pack(len(batch)):
                     for member in batch:
                         replay.apply(segment_id, member)
                 else:
@@ -281,7 +285,7 @@ def replay_segment(
             break
         resume = next_valid_record(data, end + 1)
         if newest and (
-            resume is None or (mode != "skip_any_corrupted" and _unwritten(data[end:resume]))
+            resume is None or (mode != "skip_any_corrupted" and unwritten(data, end, resume))
         ):
             if mode == "absolute_consistency":
                 raise CorruptionError(
@@ -316,14 +320,21 @@ def replay_segment(
     return end
 
 
-def _unwritten(gap: bytes) -> bool:
-    """Whether damage followed by valid records is space a power cut left unwritten.
+def unwritten(data: bytes, start: int, stop: int) -> bool:
+    """Whether damage ``data[start:stop]`` followed by valid records was never written.
 
-    A power cut can keep later pages of an unsynced tail and lose earlier ones.
-    The active segment is reserved in zeros, so a lost page reads as a run of
-    zeros; bit rot or a stray write does not look like that.
+    A power cut can keep later sectors of an unsynced tail and lose earlier
+    ones. The active segment is reserved in zeros, so a lost sector reads as
+    zeros: some sector of the damage (clipped to it) holds nothing else. Bit rot
+    or a stray write does not look like that.
     """
-    return bytes(min(len(gap), UNWRITTEN_RUN)) in gap
+    low = start
+    while low < stop:
+        high = min(stop, (low // SECTOR + 1) * SECTOR)
+        if not any(data[low:high]):
+            return True
+        low = high
+    return False
 
 
 def _value_of(data: bytes, record: ScannedRecord) -> bytes:
