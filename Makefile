@@ -27,6 +27,12 @@ test: $(STAMP)
 bench: $(VENV)/.peers
 	$(BIN)/seglog bench $(BENCH_ARGS)
 
+## make crashtest: the crash-consistency proof and its figures (docs/DURABILITY.md);
+## SEGLOG_CRASH_PROFILE=deep for the long run
+crashtest: $(STAMP)
+	$(BIN)/pytest tests/crash -q -p no:cacheprovider --ignore=tests/crash/test_exhaustive.py --ignore=tests/crash/test_mutants.py
+	$(BIN)/python -m engine.testing.campaign
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

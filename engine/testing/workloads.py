@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from engine.engine import Engine
 from engine.fs import FileSystem, MemoryFileSystem, Op
+from engine.hints import HINT_SUFFIX
 from engine.options import SyncMode
 from engine.testing.clock import ManualClock
 from engine.testing.oracle import Bounds, History, Model, visible
@@ -465,7 +466,7 @@ class Checker:
         self.figures.crash_states += 1
         self.figures.kinds[state.kind] += 1
         key = (*state.key(), bounds.now)
-        self.figures.images.add(hash(key))
+        self.figures.images.add(hash(state.image))
         outcome = self._cache.get(key)
         if outcome is None:
             outcome = self._cache[key] = self.recover(state, history, bounds.now)
@@ -514,6 +515,12 @@ class Checker:
         except Exception as exc:
             return Outcome(None, repr(exc))
         outcome = Outcome(store)
+        hints = [path for path, _ in state.image.files if path.endswith(HINT_SUFFIX)]
+        if hints:  # the index from hint files equals the index from a full scan
+            scanned = CrashState("scan", "hints removed", lambda: _without(state.image, hints))
+            got = self._reopen_read(scanned, keys, now)
+            if got != store:
+                outcome.problems.append(f"without its hint files the store shows {got!r}")
         recovery_ops = list(sim.fs.journal)
         if self.recovery_crashes and recovery_ops:
             tracker = state.tracker.copy() if state.tracker else Tracker.from_image(state.image)
@@ -554,6 +561,10 @@ class Checker:
                     f"{crashed.kind} after a synced write following recovery left {got!r}"
                 )
         return outcome
+
+
+def _without(image: DiskImage, paths: list[str]) -> DiskImage:
+    return DiskImage(tuple(f for f in image.files if f[0] not in paths), image.dirs)
 
 
 def _frozen(contents: dict[bytes, bytes] | str) -> object:

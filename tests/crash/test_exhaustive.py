@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from engine.testing.campaign import exhaustive, setting_from_env
+from engine.testing.strategies import profile
+
+#: The deep setting runs for as long as it takes.
+pytestmark = pytest.mark.timeout(0 if profile() == "deep" else 600)
 
 
 def test_every_short_workload_at_every_crash_point() -> None:

@@ -7,14 +7,22 @@ from Hypothesis, so a failure shrinks to the fewest, smallest decisions.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.testing import quiet_logs
-from engine.testing.fuzzing import check_record_decoder, check_segment_recovery
+from engine.testing.fuzzing import (
+    check_hint_parser,
+    check_hint_recovery,
+    check_record_decoder,
+    check_segment_recovery,
+)
 from engine.testing.strategies import drawn_recipe, profile
 
 EXAMPLES = 5000 if profile() == "deep" else 300
+#: The deep profile runs for as long as it takes.
+pytestmark = pytest.mark.timeout(0 if profile() == "deep" else 600)
 fuzz_settings = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -44,3 +52,16 @@ def test_record_decoder_on_records_and_junk(pieces: list[bytes], data: st.DataOb
 def test_segment_recovery_on_damaged_logs(data: st.DataObject) -> None:
     with quiet_logs():
         check_segment_recovery(drawn_recipe(data))
+
+
+@fuzz_settings
+@given(st.data())
+def test_hint_parser_on_damaged_hints(data: st.DataObject) -> None:
+    check_hint_parser(drawn_recipe(data))
+
+
+@fuzz_settings
+@given(st.data())
+def test_recovery_through_damaged_hints_equals_a_scan(data: st.DataObject) -> None:
+    with quiet_logs():
+        check_hint_recovery(drawn_recipe(data))

@@ -14,6 +14,7 @@ shrink to short programs; pin each one in test_regressions.py.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -30,7 +31,10 @@ from engine.testing import (
     read_store,
     visible,
 )
-from engine.testing.strategies import KEYS, actions, crash_settings, crash_state
+from engine.testing.strategies import KEYS, actions, crash_settings, crash_state, profile
+
+#: The deep profile runs for as long as it takes.
+pytestmark = pytest.mark.timeout(0 if profile() == "deep" else 600)
 
 
 class CrashMachine(RuleBasedStateMachine):
