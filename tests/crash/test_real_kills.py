@@ -25,7 +25,7 @@ from engine import Engine
 from engine.options import SyncMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from kill_writer import Call, program
+from kill_writer import Call, program, thread_program
 
 WRITER = Path(__file__).with_name("kill_writer.py")
 ROUNDS = 5
@@ -45,24 +45,32 @@ def _replay(model: dict[bytes, bytes], call: Call) -> dict[bytes, bytes]:
     return after
 
 
-def _run_and_kill(directory: Path, sync: SyncMode, seed: int, rng: random.Random) -> list[str]:
+def _run_and_kill(
+    directory: Path,
+    sync: SyncMode,
+    seed: int,
+    rng: random.Random,
+    threads: int = 0,
+    early: float = 0.3,
+) -> list[str]:
     """Start a writer, kill it at a random moment, return the lines it printed."""
-    proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(directory), sync, str(seed), str(SEGMENT_SIZE)],
-        stdout=subprocess.PIPE,
-    )
+    args = [str(directory), sync, str(seed), str(SEGMENT_SIZE), str(threads)]
+    proc = subprocess.Popen([sys.executable, str(WRITER), *args], stdout=subprocess.PIPE)
     assert proc.stdout is not None
-    first = proc.stdout.readline()
-    assert first == b"opening\n", first
-    if rng.random() < 0.3:
+    first = [proc.stdout.readline()]
+    assert first == [b"opening\n"], first
+    if rng.random() < early:
         time.sleep(rng.uniform(0, 0.004))  # often inside recovery of the previous round
     else:
+        if threads:  # let the writers get going, however loaded the machine is
+            while first[-1] and not first[-1].startswith(b"ack"):
+                first.append(proc.stdout.readline())
         time.sleep(rng.uniform(0.02, 0.25))
     proc.send_signal(signal.SIGKILL)
     rest = proc.stdout.read()
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.returncode
-    return [first.decode(), *rest.decode().splitlines()]
+    return [line.decode() for line in first] + rest.decode().splitlines()
 
 
 @pytest.mark.parametrize("sync", ["always", "periodic", "none"])
@@ -90,3 +98,32 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path, sync: SyncMode) -> N
         model = store
     assert acknowledged > 0
     assert os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("sync", ["always", "none"])
+def test_sigkill_with_concurrent_writers_loses_nothing_acknowledged(
+    tmp_path: Path, sync: SyncMode
+) -> None:
+    """Four threads write their own keys (sharing fsyncs with sync="always")."""
+    threads = 4
+    rng = random.Random(f"threads-{sync}")
+    lines = _run_and_kill(tmp_path, sync, 0, rng, threads=threads, early=0.0)
+    acked = [0] * threads
+    for line in lines:
+        if line.startswith("ack "):
+            thread, serial = map(int, line.split()[1:])
+            assert serial == acked[thread], "a thread's acknowledgements out of order"
+            acked[thread] += 1
+    with Engine.open(tmp_path, segment_size=SEGMENT_SIZE) as db:
+        store = dict(db.scan())
+    for thread in range(threads):
+        calls = thread_program(thread)
+        model: dict[bytes, bytes] = {}
+        for _ in range(acked[thread]):
+            key, value = next(calls)
+            model = _replay(model, ("put", key, value) if value else ("delete", key))
+        key, value = next(calls)
+        in_flight = _replay(model, ("put", key, value) if value else ("delete", key))
+        mine = {k: v for k, v in store.items() if k.startswith(b"t%d-" % thread)}
+        assert mine in (model, in_flight), f"thread {thread}: {acked[thread]} acknowledged"
+    assert sum(acked) > 0
