@@ -531,16 +531,19 @@ class Engine:
         snapshot: list[tuple[bytes, int]],
         maps: dict[int, Mapping],
     ) -> Iterator[tuple[bytes, bytes]]:
+        # The same check as get's, inlined: the error message is only built on a mismatch.
         for key, location in snapshot:
             segment_id = location >> SEGMENT_SHIFT
             offset = (location >> SIZE_BITS) & OFFSET_MASK
             data = maps[segment_id][offset : offset + (location & SIZE_MASK)]
-            try:
-                value = decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
-            except CorruptionError as exc:
-                log.error("%s: %s", self.path, exc)
-                raise
-            yield key, value
+            end = HEADER_SIZE + len(key)
+            if crc32c(data[4:]) != _unpack_crc(data, 0)[0] or data[HEADER_SIZE:end] != key:
+                try:
+                    decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
+                except CorruptionError as exc:
+                    log.error("%s: %s", self.path, exc)
+                    raise
+            yield key, data[end:]
 
     def _drop_expired(self) -> None:
         """Remove keys whose expiry has passed from the index (lock held)."""
