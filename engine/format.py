@@ -47,8 +47,8 @@ class RecordType(IntEnum):
 #: The header fields after the CRC, and the whole record header including the CRC.
 _BODY: Final = struct.Struct("<BQdII")
 _CRC: Final = struct.Struct("<I")
-_HEADER: Final = struct.Struct("<IBQdII")
-HEADER_SIZE: Final = _HEADER.size
+RECORD_HEADER: Final = struct.Struct("<IBQdII")
+HEADER_SIZE: Final = RECORD_HEADER.size
 #: Bound struct methods, for the engine's inlined put and get hot paths.
 pack_body: Final = _BODY.pack
 pack_crc: Final = _CRC.pack
@@ -109,7 +109,7 @@ def decode_value(data: bytes, key: bytes, where: str) -> bytes:
     """
     if len(data) < HEADER_SIZE:
         raise CorruptionError(f"{where}: record is short ({len(data)} bytes)")
-    crc, rtype, _seq, _exp, klen, _vlen = _HEADER.unpack_from(data, 0)
+    crc, rtype, _seq, _exp, klen, _vlen = RECORD_HEADER.unpack_from(data, 0)
     if crc != crc32c(memoryview(data)[4:]):
         raise CorruptionError(f"{where}: record CRC mismatch")
     end = HEADER_SIZE + klen
@@ -129,7 +129,7 @@ def parse_record(
     """
     if offset < 0 or len(data) - offset < HEADER_SIZE:
         return None
-    crc, rtype, seq, expires_at, klen, vlen = _HEADER.unpack_from(data, offset)
+    crc, rtype, seq, expires_at, klen, vlen = RECORD_HEADER.unpack_from(data, offset)
     if rtype not in _VALID_TYPES or klen > max_key or vlen > MAX_VALUE_SIZE:
         return None
     size = HEADER_SIZE + klen + vlen

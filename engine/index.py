@@ -51,7 +51,7 @@ class KeyIndex:
         self._sorted: SortedList = SortedList()
         self._pending: set[bytes] = set()
         self._stale: set[bytes] = set()
-        #: Key lists added by ``load``: sorted in at the next ordered read, in one merge.
+        #: Key lists taken in by ``over``: sorted in at the next ordered read, in one merge.
         self._loaded: list[list[bytes]] = []
 
     def __len__(self) -> int:
@@ -75,14 +75,14 @@ class KeyIndex:
                 self._pending.add(key)
         return old
 
-    def load(self, keys: list[bytes], locations: list[int]) -> None:
-        """Index ``keys``, none of which is or was in the index, in bulk (from a hint file).
-
-        The list itself waits for the next ordered read: no set insert per key.
-        A key removed meanwhile goes to ``_stale`` like any sorted key.
-        """
-        self.locations.update(zip(keys, locations, strict=True))
-        self._loaded.append(keys)
+    @classmethod
+    def over(cls, locations: dict[bytes, int]) -> KeyIndex:
+        """An index that takes ``locations`` as it is (recovery's result); sorted at first use."""
+        index = cls()
+        index.locations = locations
+        if locations:
+            index._loaded.append(list(locations))
+        return index
 
     def added(self, key: bytes) -> None:
         """Note that ``key``, just set in ``locations`` by the caller, is new to the index."""

@@ -18,14 +18,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
+from crc32c import crc32c
+
 from engine.errors import CorruptionError
-from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, NO_EXPIRY, RecordType
+from engine.format import (
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    NO_EXPIRY,
+    RECORD_HEADER,
+    RecordType,
+    parse_record,
+)
 from engine.fs import FileSystem
 from engine.hints import Hint, read_hint
-from engine.index import SEGMENT_SHIFT, KeyIndex, pack_location
+from engine.index import SEGMENT_SHIFT, SIZE_BITS, KeyIndex, pack_location
 from engine.segment import (
     ScannedRecord,
-    SegmentScan,
     check_segment_header,
     is_torn_header,
     next_valid_record,
@@ -57,6 +67,7 @@ _DELETE: Final = int(RecordType.DELETE)
 _BATCH_PUT: Final = int(RecordType.BATCH_PUT)
 _BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
 _BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
+_INFINITY: Final = float("inf")
 #: The bits of a location below the segment id: a hint's ``ref``.
 REF_MASK: Final = (1 << SEGMENT_SHIFT) - 1
 
@@ -93,12 +104,21 @@ class RecordSink(Protocol):
     def apply(self, segment_id: int, record: ScannedRecord) -> None: ...
 
 
+class _LogOutOfOrder(Exception):
+    """The log's sequence numbers go backwards (segment files renamed or copied in)."""
+
+
 class _Replayer:
     """Applies scanned records to an index by sequence number."""
 
     def __init__(self, now: float) -> None:
         self.now = now
-        self.index = KeyIndex()
+        #: Whether the segment being replayed belongs to the log proper, which the
+        #: writer fills in sequence order; ``log_seq`` is the highest seen there.
+        self.in_log = False
+        self.log_seq = 0
+        #: Key to location: the index, built as a plain dict and sorted once at the end.
+        self.locations: dict[bytes, int] = {}
         self.expiry: dict[bytes, float] = {}
         self.dead: dict[int, int] = {}
         self.seqs: dict[bytes, int] = {}
@@ -115,6 +135,10 @@ class _Replayer:
 
     def apply(self, segment_id: int, record: ScannedRecord) -> None:
         offset, size, rtype, seq, expires_at, key = record
+        if self.in_log:
+            if seq <= self.log_seq:
+                raise _LogOutOfOrder
+            self.log_seq = seq
         self.records += 1
         if seq > self.max_seq:
             self.max_seq = seq
@@ -131,19 +155,90 @@ class _Replayer:
         self.seqs[key] = seq
         live = (rtype in (_PUT, _BATCH_PUT)) and (expires_at == NO_EXPIRY or expires_at > self.now)
         if live:
-            self._kill(self.index.put(key, location))
+            locations = self.locations
+            self._kill(locations.get(key))
+            locations[key] = location
             if expires_at == NO_EXPIRY:
                 self.expiry.pop(key, None)
             else:
                 self.expiry[key] = expires_at
         else:
-            self._kill(self.index.remove(key))
+            self._kill(self.locations.pop(key, None))
             self.expiry.pop(key, None)
             self._kill(location)
 
+    def apply_plain_run(self, segment_id: int, data: bytes, offset: int) -> int:
+        """Apply the plain puts and deletes from ``offset`` on; return where the run stopped.
+
+        The common case of ``apply``, fused with ``parse_record``'s checks into
+        one loop: a million-record log reopens in a fraction of the time. It
+        stops before any batch record (``replay_segment`` applies those whole)
+        and before bytes that are not a valid record. Plain segments are
+        replayed in log order, so a record here is newer than every earlier one
+        in them; only keys that a compacted segment set (``seqs``, ``hinted``)
+        need their sequence numbers compared.
+        """
+        unpack = RECORD_HEADER.unpack_from
+        length = len(data)
+        base = segment_id << SEGMENT_SHIFT
+        locations = self.locations
+        expiry = self.expiry
+        dead = self.dead
+        seqs = self.seqs
+        compare = bool(seqs or self.hinted)
+        now = self.now
+        max_seq = self.max_seq
+        log_seq = self.log_seq
+        applied = 0
+        while length - offset >= HEADER_SIZE:
+            crc, rtype, seq, expires_at, klen, vlen = unpack(data, offset)
+            if (rtype != _PUT and rtype != _DELETE) or klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE:
+                break
+            size = HEADER_SIZE + klen + vlen
+            end = offset + size
+            if end > length or crc != crc32c(data[offset + 4 : end]):
+                break
+            if not expires_at >= 0.0 or expires_at == _INFINITY:
+                break
+            key = data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen]
+            location = base | offset << SIZE_BITS | size
+            if seq <= log_seq:
+                raise _LogOutOfOrder
+            log_seq = seq
+            offset = end
+            applied += 1
+            if seq > max_seq:
+                max_seq = seq
+            if compare:
+                known = seqs.get(key)
+                if known is None and self.hinted:
+                    known = self._hinted_seq(key)
+                if known is not None and known >= seq:
+                    dead[segment_id] = dead.get(segment_id, 0) + size
+                    continue
+            if rtype == _PUT and (expires_at == NO_EXPIRY or expires_at > now):
+                old = locations.get(key)
+                locations[key] = location
+                if old is not None:
+                    old_id = old >> SEGMENT_SHIFT
+                    dead[old_id] = dead.get(old_id, 0) + (old & 0xFFFFFFFF)
+                if expires_at == NO_EXPIRY:
+                    if expiry:
+                        expiry.pop(key, None)
+                else:
+                    expiry[key] = expires_at
+            else:
+                self._kill(locations.pop(key, None))
+                expiry.pop(key, None)
+                dead[segment_id] = dead.get(segment_id, 0) + size
+        self.max_seq = max_seq
+        self.log_seq = log_seq
+        self.records += applied
+        return offset
+
     def _hinted_seq(self, key: bytes) -> int | None:
         """The sequence number of ``key``'s live record, if a hint put it in the index."""
-        location = self.index.locations.get(key)
+        location = self.locations.get(key)
         if location is None:
             return None
         hint = self.hinted.get(location >> SEGMENT_SHIFT)
@@ -161,9 +256,8 @@ class _Replayer:
         was replayed before goes record by record.
         """
         keys = hint.keys
-        index = self.index
         if (self.seqs and not self.seqs.keys().isdisjoint(keys)) or (
-            index.locations and not index.locations.keys().isdisjoint(keys)
+            self.locations and not self.locations.keys().isdisjoint(keys)
         ):
             for record in hint.records():
                 self.apply(segment_id, record)
@@ -172,10 +266,10 @@ class _Replayer:
         self.max_seq = max(self.max_seq, max(hint.seqs, default=0))
         self.hinted[segment_id] = hint
         locations = list(map((segment_id << SEGMENT_SHIFT).__or__, hint.refs))
-        index.load(keys, locations)
+        self.locations.update(zip(keys, locations, strict=True))
         gone = [i for i, expires_at in hint.expiring.items() if expires_at <= self.now]
         for i in itertools.chain(hint.deletes, gone):
-            index.remove(keys[i])
+            self.locations.pop(keys[i], None)
             self.seqs[keys[i]] = hint.seqs[i]
             self._kill(locations[i])
         for i, expires_at in hint.expiring.items():
@@ -199,6 +293,29 @@ def recover(
     their hint files where those are sound, and scanned otherwise; the newest
     of ``segment_ids`` is the log's active segment. Raises CorruptionError
     where ``mode`` does not accept the damage found.
+    """
+    try:
+        return _recover(fs, directory, segment_ids, compacted, mode, now, on_segment, True)
+    except _LogOutOfOrder:
+        # Nothing was changed on disk yet: only the newest segment is ever cut, last.
+        log.warning("%s: segment files out of sequence order; replaying by sequence", directory)
+        return _recover(fs, directory, segment_ids, compacted, mode, now, on_segment, False)
+
+
+def _recover(
+    fs: FileSystem,
+    directory: str,
+    segment_ids: list[int],
+    compacted: Sequence[int],
+    mode: RecoveryMode,
+    now: float,
+    on_segment: Callable[[int], None] | None,
+    in_order: bool,
+) -> RecoveredState:
+    """``recover``, trusting the log's file order to be its sequence order if ``in_order``.
+
+    In order, plain puts and deletes take ``apply_plain_run``'s fast path, and a
+    record whose sequence number goes backwards raises ``_LogOutOfOrder``.
     """
     replay = _Replayer(now)
     ordered = [*compacted, *segment_ids]
@@ -225,7 +342,10 @@ def recover(
             sizes[segment_id] = 0
             continue
         check_segment_header(data, name)
-        end = replay_segment(replay, segment_id, data, name, newest, mode, report)
+        # Compacted segments hold records of any age: only the log proper is in order.
+        replay.in_log = in_order and position >= len(compacted)
+        plain_run = replay.apply_plain_run if replay.in_log else None
+        end = replay_segment(replay, segment_id, data, name, newest, mode, report, plain_run)
         if end < len(data):
             _truncate(fs, path, end)
             data = data[:end]
@@ -243,7 +363,8 @@ def recover(
         _fsync(fs, os.path.join(directory, segment_name(next(reversed(sizes)))))
         fs.fsync_dir(directory)
     report.records = replay.records
-    return RecoveredState(replay.index, replay.expiry, replay.dead, sizes, replay.max_seq, report)
+    index = KeyIndex.over(replay.locations)
+    return RecoveredState(index, replay.expiry, replay.dead, sizes, replay.max_seq, report)
 
 
 def replay_segment(
@@ -254,15 +375,26 @@ def replay_segment(
     newest: bool,
     mode: RecoveryMode,
     report: RecoveryReport,
+    plain_run: Callable[[int, bytes, int], int] | None = None,
 ) -> int:
-    """Apply one segment's records; return the length the file should keep."""
-    start = FILE_HEADER_SIZE
+    """Apply one segment's records; return the length the file should keep.
+
+    ``plain_run``, if given, applies a run of plain puts and deletes faster than
+    ``replay.apply`` one by one (``_Replayer.apply_plain_run``); it is never
+    called inside a batch.
+    """
+    offset = FILE_HEADER_SIZE
     batch: list[ScannedRecord] = []
-    batch_start = start
+    batch_start = offset
     while True:
-        scan = SegmentScan(data, start)
-        for record in scan:
-            rtype = record[2]
+        if plain_run is not None and not batch:
+            offset = plain_run(segment_id, data, offset)
+        parsed = parse_record(data, offset)
+        if parsed is not None:
+            rtype, seq, expires_at, klen, size = parsed
+            key = data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen]
+            record = (offset, size, rtype, seq, expires_at, key)
+            offset += size
             if rtype in (_BATCH_PUT, _BATCH_DELETE):
                 if not batch:
                     batch_start = record[0]
@@ -280,7 +412,8 @@ def replay_segment(
                 report.incomplete_batches += 1
                 batch.clear()
             replay.apply(segment_id, record)
-        end = scan.end
+            continue
+        end = offset
         if end == len(data):
             break
         resume = next_valid_record(data, end + 1)
@@ -302,7 +435,7 @@ def replay_segment(
             log.warning("%s (%s): skipped %d bytes", where, detail, skipped)
             if resume is None:
                 return len(data)
-            start = resume
+            offset = resume
             continue
         if mode == "point_in_time":
             report.damage.append(f"{where} ({detail}): recovered up to it")

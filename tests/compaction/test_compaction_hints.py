@@ -253,10 +253,9 @@ def test_hint_names_follow_their_segment() -> None:
     assert segment_id is not None and hint_name(segment_id) == "0000000042.hint"
 
 
-def test_keys_loaded_in_bulk_join_the_sorted_order_at_the_next_ordered_read() -> None:
-    index = KeyIndex()
+def test_keys_taken_in_bulk_join_the_sorted_order_at_the_next_ordered_read() -> None:
+    index = KeyIndex.over({b"z": 2, b"a": 3, b"q": 4})
     index.put(b"m", 1)
-    index.load([b"z", b"a", b"q"], [2, 3, 4])
     index.remove(b"q")
     index.put(b"q", 5)
     index.remove(b"a")
