@@ -40,6 +40,7 @@ _ALL: tuple[Workload, ...] = (
     ),
     Workload("durable-1t", "durable", "ops/s", True, "fsynced puts, 1 thread", threads=1),
     Workload("durable-4t", "durable", "ops/s", True, "fsynced puts, 4 threads", threads=4),
+    Workload("durable-8t", "durable", "ops/s", True, "fsynced puts, 8 threads", threads=8),
     Workload("durable-16t", "durable", "ops/s", True, "fsynced puts, 16 threads", threads=16),
 )
 
@@ -51,7 +52,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "writes": ("fill-seq", "fill-random", "overwrite", "delete"),
     "reads": ("read-random", "prefix-scan"),
     "open": ("reopen", "disk-size", "index-memory"),
-    "durable": ("durable-1t", "durable-4t", "durable-16t"),
+    "durable": ("durable-1t", "durable-4t", "durable-8t", "durable-16t"),
 }
 
 

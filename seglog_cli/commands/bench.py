@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="all",
         help="comma-separated workloads or groups: all, writes, reads, open, durable, "
         "fill-seq, fill-random, overwrite, read-random, prefix-scan, delete, reopen, "
-        "disk-size, index-memory, durable-1t, durable-4t, durable-16t (default: all)",
+        "disk-size, index-memory, durable-1t, durable-4t, durable-8t, durable-16t (default: all)",
     )
     what.add_argument(
         "--sync",

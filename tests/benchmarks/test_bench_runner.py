@@ -62,7 +62,7 @@ def test_tiny_run_of_two_stores(tmp_path: Path) -> None:
             row = results[store, "periodic", workload]
             assert math.isfinite(row["median"]) and row["median"] > 0
             assert row["unit"] in ("ops/s", "keys/s")
-        for workload in ("durable-1t", "durable-4t", "durable-16t"):
+        for workload in ("durable-1t", "durable-4t", "durable-8t", "durable-16t"):
             assert results[store, "always", workload]["median"] > 0
     assert results["seglog", "periodic", "fill-random"]["ratio"] == 1.0
     assert results["sqlite", "periodic", "fill-random"]["ratio"] > 0
