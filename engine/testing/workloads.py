@@ -13,8 +13,6 @@ states cost one recovery.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import itertools
 import time
 from collections import Counter
@@ -57,17 +55,11 @@ Wrap = Callable[[FileSystem], FileSystem]
 def open_engine(path: str, fs: FileSystem, **options: Any) -> Engine:
     """``Engine.open`` with no background work the simulation cannot schedule.
 
-    Automatic compaction (where the engine has it) is switched off: compaction
-    runs as an explicit ``compact`` action instead, at a known point.
+    Automatic compaction is switched off: compaction runs as an explicit
+    ``compact`` action instead, at a known point.
     """
-    if _has_auto_compact():
-        options.setdefault("auto_compact", False)
+    options.setdefault("auto_compact", False)
     return Engine.open(path, fs=fs, **options)
-
-
-@functools.cache
-def _has_auto_compact() -> bool:
-    return "auto_compact" in inspect.signature(Engine.open).parameters
 
 
 def has_compact() -> bool:
