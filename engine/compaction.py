@@ -38,6 +38,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -367,7 +368,8 @@ class Compactor:
         """Start the automatic compaction thread, if the options ask for one."""
         if self.options.auto:
             self._thread = threading.Thread(
-                target=self._run_automatically,
+                target=_compact_automatically,
+                args=(weakref.ref(self), self._stopping, self.options.interval),
                 name=f"seglog-compact {self.directory}",
                 daemon=True,
             )
@@ -391,20 +393,23 @@ class Compactor:
         """Whether a compaction is in progress."""
         return self._running.locked()
 
-    def _run_automatically(self) -> None:
-        """The background thread: every ``interval``, compact what ``select`` picks."""
+    def compact_automatically(self) -> bool:
+        """One round of the background thread: compact what ``select`` picks.
+
+        Returns False once the thread should stop (the store failed or is closing).
+        """
         writer = self.engine._writer
-        while not self._stopping.wait(self.options.interval):
+        if writer.error is not None:
+            return False
+        try:
+            self.compact(self.select, "auto")
+        except CancelledError:
+            return False
+        except StorageError as exc:
             if writer.error is not None:
-                return
-            try:
-                self.compact(self.select, "auto")
-            except CancelledError:
-                return
-            except StorageError as exc:
-                if writer.error is not None:
-                    return
-                log.error("%s: automatic compaction failed: %s", self.directory, exc)
+                return False
+            log.error("%s: automatic compaction failed: %s", self.directory, exc)
+        return True
 
     # ----------------------------------------------------------- compaction
 
@@ -630,3 +635,19 @@ class Compactor:
             self.fs.fsync_dir(self.directory)
         except OSError as exc:
             log.error("%s: deleting compacted inputs failed (%s); open will", self.directory, exc)
+
+
+def _compact_automatically(
+    ref: weakref.ref[Compactor], stopping: threading.Event, interval: float
+) -> None:
+    """The automatic compaction thread: a round every ``interval`` until the store closes.
+
+    It holds the compactor weakly, so a store dropped without ``close`` (a
+    forgotten handle, a simulated crash in a test) is collected and the thread
+    ends, instead of polling forever and keeping the store alive.
+    """
+    while not stopping.wait(interval):
+        compactor = ref()
+        if compactor is None or not compactor.compact_automatically():
+            return
+        del compactor

@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Final
@@ -164,7 +165,10 @@ class Engine:
             raise
         if sync == "periodic":
             engine._syncer = threading.Thread(
-                target=engine._sync_periodically, name=f"seglog-sync {directory}", daemon=True
+                target=_sync_periodically,
+                args=(weakref.ref(engine), engine._stop_syncing, engine.options.sync_interval),
+                name=f"seglog-sync {directory}",
+                daemon=True,
             )
             engine._syncer.start()
         engine._compactor.start()
@@ -382,16 +386,16 @@ class Engine:
         """Make every write that has returned durable: flush and fsync."""
         self._writer.sync()
 
-    def _sync_periodically(self) -> None:
-        """The ``sync="periodic"`` thread: fsync whatever is new, every ``sync_interval``."""
+    def _sync_new_writes(self) -> bool:
+        """fsync whatever was written since the last fsync; False if the store failed."""
         writer = self._writer
-        while not self._stop_syncing.wait(self.options.sync_interval):
-            target = writer.pos
-            if writer.synced < target:
-                try:
-                    writer.make_durable(target)
-                except StorageError:
-                    return
+        target = writer.pos
+        if writer.synced < target:
+            try:
+                writer.make_durable(target)
+            except StorageError:
+                return False
+        return True
 
     # ----------------------------------------------------------------- reading
 
@@ -688,3 +692,18 @@ class Engine:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._index)} keys"
         return f"<Engine {self.path!r} sync={self.options.sync} {state}>"
+
+
+def _sync_periodically(
+    ref: weakref.ref[Engine], stopping: threading.Event, interval: float
+) -> None:
+    """The ``sync="periodic"`` thread: every ``interval``, fsync whatever is new.
+
+    It holds the engine weakly, so an engine dropped without ``close`` is
+    collected and the thread ends rather than keeping it alive.
+    """
+    while not stopping.wait(interval):
+        engine = ref()
+        if engine is None or not engine._sync_new_writes():
+            return
+        del engine

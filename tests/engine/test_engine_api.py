@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -276,3 +279,18 @@ def test_stats_shape(db: Engine) -> None:
     assert stats["live_bytes"] > 0
     assert stats["recovery"]["truncated_bytes"] == 0
     assert set(stats["segments"]) == {stats["active_segment"]}
+
+
+def test_an_engine_dropped_without_close_lets_its_threads_end() -> None:
+    """The sync and compaction threads hold the engine weakly: no thread outlives it."""
+    fs = MemoryFileSystem()
+    db = Engine.open("/dropped", fs=fs, sync_interval=0.01, compact_interval=0.01)
+    db.put(b"k", b"v")
+    threads = [t for t in threading.enumerate() if t.name.endswith(" /dropped")]
+    assert len(threads) == 2
+    del db
+    deadline = time.monotonic() + 10
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.02)
+    assert not any(t.is_alive() for t in threads)
