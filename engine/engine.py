@@ -389,7 +389,7 @@ class Engine:
     def _sync_new_writes(self) -> bool:
         """fsync whatever was written since the last fsync; False if the store failed."""
         writer = self._writer
-        target = writer.pos
+        target = writer.locked_pos()
         if writer.synced < target:
             try:
                 writer.make_durable(target)

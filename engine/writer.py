@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import Final
 
 from engine.errors import ClosedError, FailedError, StorageError
@@ -36,8 +35,6 @@ from engine.segment import create_segment, segment_name
 log = logging.getLogger("seglog.writer")
 
 POSITION_BITS: Final = 40
-#: How many times a group-commit leader yields to writers still appending before it fsyncs.
-GATHER_ROUNDS: Final = 8
 #: The active segment's file and mapping start this large and double up to the segment size.
 INITIAL_MAP_SIZE: Final = 1 << 20
 
@@ -196,8 +193,8 @@ class SegmentWriter:
                 return
         target = 0
         try:
+            target = self.locked_pos()
             with self.sync_lock:
-                target = self._gather()
                 self._fsync_active()
         finally:
             with self.sync_done:
@@ -208,26 +205,16 @@ class SegmentWriter:
         if self.synced < pos:
             raise self.error or FailedError(f"{self.directory}: fsync did not cover the write")
 
-    def _gather(self) -> int:
-        """Let writers that are still appending join this fsync; return the position to cover.
-
-        Yielding the GIL while appends keep arriving costs a single writer one
-        ``sleep(0)``, and lets a crowd of writers share one fsync instead of two.
-        """
-        last = self.pos
-        for _ in range(GATHER_ROUNDS):
-            time.sleep(0)
-            now = self.pos
-            if now == last:
-                break
-            last = now
-        return last
+    def locked_pos(self) -> int:
+        """``pos``, read under the write lock: a rollover changes ``base`` and ``tail`` apart."""
+        with self.lock:
+            return self.base | self.tail
 
     def sync(self) -> None:
         """fsync everything appended so far."""
         if self.error is not None:
             raise self.error
-        self.make_durable(self.pos)
+        self.make_durable(self.locked_pos())
 
     def _fsync_active(self) -> None:
         """fsync the active segment (sync lock held); an error fails the writer.
