@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from engine.testing.fuzzing import Recipe
 from engine.testing.simulator import CRASH_KINDS, CrashSimulator, CrashState
-from engine.testing.workloads import Action, has_compact
+from engine.testing.workloads import Action
 
 KEYS: Final = (b"a", b"b", b"c")
 
@@ -46,9 +46,7 @@ def crash_settings() -> settings:
     )
 
 
-def actions(
-    keys: Sequence[bytes] = KEYS, *, compact: bool | None = None
-) -> st.SearchStrategy[Action]:
+def actions(keys: Sequence[bytes] = KEYS, *, compact: bool = True) -> st.SearchStrategy[Action]:
     """One workload action: writes on ``keys``, batches, sync, clock advance, reopen, compact."""
     key = st.sampled_from(list(keys))
     writes = st.one_of(
@@ -59,7 +57,7 @@ def actions(
         ),
     )
     others = ["sync", "advance", "reopen"]
-    if compact if compact is not None else has_compact():
+    if compact:
         others.append("compact")
     return st.one_of(writes, st.sampled_from(others).map(Action))
 

@@ -62,11 +62,6 @@ def open_engine(path: str, fs: FileSystem, **options: Any) -> Engine:
     return Engine.open(path, fs=fs, **options)
 
 
-def has_compact() -> bool:
-    """Whether the engine has grown ``compact`` (it joins the workloads when it does)."""
-    return callable(getattr(Engine, "compact", None))
-
-
 @dataclass(frozen=True)
 class Action:
     """One call of a workload. Values are made unique when the action runs."""
@@ -85,12 +80,12 @@ class Action:
 
 
 def vocabulary(
-    keys: Sequence[bytes] = (b"a", b"b"), *, compact: bool | None = None, batch: bool = False
+    keys: Sequence[bytes] = (b"a", b"b"), *, compact: bool = True, batch: bool = False
 ) -> list[Action]:
     """The actions of the exhaustive tier: every write kind on every key, and the rest."""
     actions = [Action(kind, key) for kind in ("put", "put_ttl", "delete") for key in keys]
     actions += [Action("sync"), Action("advance"), Action("reopen")]
-    if compact if compact is not None else has_compact():
+    if compact:
         actions.append(Action("compact"))
     if batch:
         actions.append(Action("batch", items=((keys[0], True), (keys[-1], False))))

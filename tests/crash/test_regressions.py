@@ -11,7 +11,6 @@ import pytest
 from engine import Engine
 from engine.options import SyncMode
 from engine.testing import Action, Checker, CrashSimulator, quiet_logs
-from engine.testing.workloads import has_compact
 
 put_a, put_b = Action("put", b"a"), Action("put", b"b")
 delete_a = Action("delete", b"a")
@@ -98,7 +97,6 @@ def test_batch_commit_with_a_value_of_the_wrong_size_is_not_a_struct_error() -> 
         assert db.stats()["recovery"]["incomplete_batches"] == 1
 
 
-@pytest.mark.skipif(not has_compact(), reason="needs Engine.compact")
 def test_recovery_syncs_the_newest_log_segment_not_a_compacted_one() -> None:
     """Found by the mutant 'drop fsync in recovery._truncate': with compacted segments
     (whose ids sort above log segments) recovery fsynced a compacted segment instead of
