@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeClock
 
-from engine import ClosedError, Engine, FailedError, LockedError, StorageError
+from engine import ClosedError, CorruptionError, Engine, FailedError, LockedError, StorageError
 from engine.fs import MemoryFileSystem, Op
 
 
@@ -116,6 +116,27 @@ def test_rewrite_clears_expiry(db: Engine, clock: FakeClock) -> None:
     assert db.get(b"k") == b"v2"
     db.put(b"k", b"v3", ttl=-1)
     assert db.get(b"k") is None
+
+
+def test_a_record_damaged_on_disk_is_refused_by_every_read(db: Engine, store_dir: Path) -> None:
+    """get, get_entry and scan check the CRC of what they read: damage never comes back as data."""
+    for i in range(3):
+        db.put(b"key%d" % i, b"value %d" % i)
+    (segment,) = store_dir.glob("*.seg")
+    offset = segment.read_bytes().find(b"value 1")
+    with open(segment, "r+b") as f:  # the engine's shared mapping sees the change at once
+        f.seek(offset)
+        f.write(b"VALUE 1")
+    assert db.get(b"key0") == b"value 0"
+    for read in (
+        lambda: db.get(b"key1"),
+        lambda: db.get_entry(b"key1"),
+        lambda: list(db.scan()),
+        lambda: list(db.scan(prefix=b"key1")),
+    ):
+        with pytest.raises(CorruptionError, match=r"0000000001\.seg.*CRC mismatch"):
+            read()
+    assert dict(db.scan(prefix=b"key2")) == {b"key2": b"value 2"}
 
 
 @pytest.mark.parametrize(

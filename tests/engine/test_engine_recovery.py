@@ -16,6 +16,14 @@ def segments(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix == ".seg")
 
 
+def swap_first_two_segments(directory: Path) -> None:
+    """Exchange the contents of the two oldest segments: file order then disagrees with seq."""
+    first, second = segments(directory)[:2]
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+
+
 def fill(directory: Path, count: int, segment_size: int = 1 << 20) -> dict[bytes, bytes]:
     model = {}
     with Engine.open(directory, segment_size=segment_size) as db:
@@ -133,10 +141,7 @@ def test_newer_sequence_wins_whatever_the_file_order(tmp_path: Path) -> None:
     with Engine.open(tmp_path, segment_size=100) as db:
         db.put(b"k", b"old" * 20)
         db.put(b"k", b"new" * 20)
-    first, second = segments(tmp_path)[:2]
-    a, b = first.read_bytes(), second.read_bytes()
-    first.write_bytes(b)
-    second.write_bytes(a)
+    swap_first_two_segments(tmp_path)
     with Engine.open(tmp_path, segment_size=100) as db:
         assert db.get(b"k") == b"new" * 20
 
@@ -148,13 +153,26 @@ def test_a_batch_in_a_segment_moved_after_a_newer_one_does_not_win(tmp_path: Pat
             batch.put(b"k", b"old" * 20)
             batch.put(b"j", b"old")
         db.put(b"k", b"new" * 20)
-    first, second = segments(tmp_path)[:2]
-    a, b = first.read_bytes(), second.read_bytes()
-    first.write_bytes(b)
-    second.write_bytes(a)
+    swap_first_two_segments(tmp_path)
     with Engine.open(tmp_path, segment_size=200) as db:
         assert db.get(b"k") == b"new" * 20
         assert db.get(b"j") == b"old"
+
+
+def test_replaying_again_by_sequence_still_cuts_the_torn_tail_once(tmp_path: Path) -> None:
+    """The out-of-order retry starts from untouched files and reports the damage once."""
+    with Engine.open(tmp_path, segment_size=100) as db:
+        db.put(b"k", b"old" * 20)
+        db.put(b"k", b"new" * 20)
+        db.put(b"z", b"last" * 10)
+    swap_first_two_segments(tmp_path)
+    with open(segments(tmp_path)[-1], "ab") as f:
+        f.write(b"\x01\x02\x03")
+    with Engine.open(tmp_path, segment_size=100) as db:
+        assert db.get(b"k") == b"new" * 20 and db.get(b"z") == b"last" * 10
+        assert db.stats()["recovery"]["truncated_bytes"] == 3
+    with Engine.open(tmp_path, segment_size=100) as db:
+        assert db.stats()["recovery"]["truncated_bytes"] == 0
 
 
 def test_torn_batch_is_dropped_whole() -> None:
