@@ -424,11 +424,7 @@ class Engine:
             raise self._unreadable(segment_id, offset, exc) from exc
         end = HEADER_SIZE + len(key)
         if crc32c(data[4:]) != _unpack_crc(data, 0)[0] or data[HEADER_SIZE:end] != key:
-            try:
-                decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
-            except CorruptionError as exc:
-                log.error("%s: %s", self.path, exc)
-                raise
+            return self._decode(data, key, segment_id, offset)
         return data[end:]
 
     def get_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
@@ -455,6 +451,14 @@ class Engine:
             data = self._maps[segment_id][offset : offset + (location & SIZE_MASK)]
         except (KeyError, ValueError) as exc:
             raise self._unreadable(segment_id, offset, exc) from exc
+        return self._decode(data, key, segment_id, offset)
+
+    def _decode(self, data: bytes, key: bytes, segment_id: int, offset: int) -> bytes:
+        """``decode_value`` with the record's place named, and damage logged as it is raised.
+
+        The full check behind every read; ``get`` and ``scan`` reach it only when
+        their inlined CRC and key comparison fails, so it raises there.
+        """
         try:
             return decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
         except CorruptionError as exc:
@@ -535,19 +539,16 @@ class Engine:
         snapshot: list[tuple[bytes, int]],
         maps: dict[int, Mapping],
     ) -> Iterator[tuple[bytes, bytes]]:
-        # The same check as get's, inlined: the error message is only built on a mismatch.
+        # The same check as get's, inlined: ``_decode`` names the damage on a mismatch.
         for key, location in snapshot:
             segment_id = location >> SEGMENT_SHIFT
             offset = (location >> SIZE_BITS) & OFFSET_MASK
             data = maps[segment_id][offset : offset + (location & SIZE_MASK)]
             end = HEADER_SIZE + len(key)
-            if crc32c(data[4:]) != _unpack_crc(data, 0)[0] or data[HEADER_SIZE:end] != key:
-                try:
-                    decode_value(data, key, f"{segment_name(segment_id)} at offset {offset}")
-                except CorruptionError as exc:
-                    log.error("%s: %s", self.path, exc)
-                    raise
-            yield key, data[end:]
+            if crc32c(data[4:]) == _unpack_crc(data, 0)[0] and data[HEADER_SIZE:end] == key:
+                yield key, data[end:]
+            else:
+                yield key, self._decode(data, key, segment_id, offset)
 
     def _drop_expired(self) -> None:
         """Remove keys whose expiry has passed from the index (lock held)."""
