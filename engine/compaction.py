@@ -38,11 +38,11 @@ import os
 import struct
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from engine.background import start_polling
 from engine.errors import StorageError
 from engine.format import (
     FILE_HEADER_SIZE,
@@ -367,13 +367,13 @@ class Compactor:
     def start(self) -> None:
         """Start the automatic compaction thread, if the options ask for one."""
         if self.options.auto:
-            self._thread = threading.Thread(
-                target=_compact_automatically,
-                args=(weakref.ref(self), self._stopping, self.options.interval),
-                name=f"seglog-compact {self.directory}",
-                daemon=True,
+            self._thread = start_polling(
+                self,
+                Compactor.compact_automatically,
+                self._stopping,
+                self.options.interval,
+                f"seglog-compact {self.directory}",
             )
-            self._thread.start()
 
     def shutdown(self) -> None:
         """Stop the thread and wait for a compaction in flight (it abandons if not committed)."""
@@ -635,19 +635,3 @@ class Compactor:
             self.fs.fsync_dir(self.directory)
         except OSError as exc:
             log.error("%s: deleting compacted inputs failed (%s); open will", self.directory, exc)
-
-
-def _compact_automatically(
-    ref: weakref.ref[Compactor], stopping: threading.Event, interval: float
-) -> None:
-    """The automatic compaction thread: a round every ``interval`` until the store closes.
-
-    It holds the compactor weakly, so a store dropped without ``close`` (a
-    forgotten handle, a simulated crash in a test) is collected and the thread
-    ends, instead of polling forever and keeping the store alive.
-    """
-    while not stopping.wait(interval):
-        compactor = ref()
-        if compactor is None or not compactor.compact_automatically():
-            return
-        del compactor

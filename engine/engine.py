@@ -13,13 +13,13 @@ import math
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Final
 
 from crc32c import crc32c
 
+from engine.background import start_polling
 from engine.batch import Batch
 from engine.compaction import CompactionOptions, CompactionReport, Compactor
 from engine.errors import CorruptionError, StorageError
@@ -164,13 +164,13 @@ class Engine:
             lock.release()
             raise
         if sync == "periodic":
-            engine._syncer = threading.Thread(
-                target=_sync_periodically,
-                args=(weakref.ref(engine), engine._stop_syncing, engine.options.sync_interval),
-                name=f"seglog-sync {directory}",
-                daemon=True,
+            engine._syncer = start_polling(
+                engine,
+                Engine._sync_new_writes,
+                engine._stop_syncing,
+                engine.options.sync_interval,
+                f"seglog-sync {directory}",
             )
-            engine._syncer.start()
         engine._compactor.start()
         return engine
 
@@ -387,14 +387,11 @@ class Engine:
         self._writer.sync()
 
     def _sync_new_writes(self) -> bool:
-        """fsync whatever was written since the last fsync; False if the store failed."""
-        writer = self._writer
-        target = writer.locked_pos()
-        if writer.synced < target:
-            try:
-                writer.make_durable(target)
-            except StorageError:
-                return False
+        """The ``sync="periodic"`` thread's step: fsync what is new; False if the store failed."""
+        try:
+            self._writer.sync()  # returns at once if nothing new was written
+        except StorageError:
+            return False
         return True
 
     # ----------------------------------------------------------------- reading
@@ -693,18 +690,3 @@ class Engine:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._index)} keys"
         return f"<Engine {self.path!r} sync={self.options.sync} {state}>"
-
-
-def _sync_periodically(
-    ref: weakref.ref[Engine], stopping: threading.Event, interval: float
-) -> None:
-    """The ``sync="periodic"`` thread: every ``interval``, fsync whatever is new.
-
-    It holds the engine weakly, so an engine dropped without ``close`` is
-    collected and the thread ends rather than keeping it alive.
-    """
-    while not stopping.wait(interval):
-        engine = ref()
-        if engine is None or not engine._sync_new_writes():
-            return
-        del engine

@@ -193,7 +193,7 @@ class SegmentWriter:
                 return
         target = 0
         try:
-            target = self.locked_pos()
+            target = self._locked_pos()
             with self.sync_lock:
                 self._fsync_active()
         finally:
@@ -205,7 +205,7 @@ class SegmentWriter:
         if self.synced < pos:
             raise self.error or FailedError(f"{self.directory}: fsync did not cover the write")
 
-    def locked_pos(self) -> int:
+    def _locked_pos(self) -> int:
         """``pos``, read under the write lock: a rollover changes ``base`` and ``tail`` apart."""
         with self.lock:
             return self.base | self.tail
@@ -214,7 +214,7 @@ class SegmentWriter:
         """fsync everything appended so far."""
         if self.error is not None:
             raise self.error
-        self.make_durable(self.locked_pos())
+        self.make_durable(self._locked_pos())
 
     def _fsync_active(self) -> None:
         """fsync the active segment (sync lock held); an error fails the writer.
