@@ -51,8 +51,9 @@ class KeyIndex:
         self._sorted: SortedList = SortedList()
         self._pending: set[bytes] = set()
         self._stale: set[bytes] = set()
-        #: Key lists taken in by ``over``: sorted in at the next ordered read, in one merge.
-        self._loaded: list[list[bytes]] = []
+        #: Whether the next ordered read builds the sorted list from ``locations`` afresh
+        #: (an index made by ``over``: recovery's keys are sorted once, when first needed).
+        self._rebuild = False
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -80,8 +81,7 @@ class KeyIndex:
         """An index that takes ``locations`` as it is (recovery's result); sorted at first use."""
         index = cls()
         index.locations = locations
-        if locations:
-            index._loaded.append(list(locations))
+        index._rebuild = bool(locations)
         return index
 
     def added(self, key: bytes) -> None:
@@ -109,10 +109,13 @@ class KeyIndex:
         return True
 
     def _settle(self) -> None:
-        """Merge loaded, pending and stale keys into the sorted list."""
-        for keys in self._loaded:
-            self._sorted.update(keys)
-        self._loaded.clear()
+        """Bring the sorted list up to date: rebuilt if asked, else pending and stale merged in."""
+        if self._rebuild:
+            self._sorted = SortedList(self.locations)
+            self._pending.clear()
+            self._stale.clear()
+            self._rebuild = False
+            return
         if self._stale:
             if len(self._stale) * 8 > len(self._sorted):
                 self._sorted = SortedList(k for k in self._sorted if k not in self._stale)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import math
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -29,16 +30,16 @@ from engine.format import (
     NO_EXPIRY,
     RECORD_HEADER,
     RecordType,
-    parse_record,
 )
 from engine.fs import FileSystem
 from engine.hints import Hint, read_hint
-from engine.index import SEGMENT_SHIFT, SIZE_BITS, KeyIndex, pack_location
+from engine.index import SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, KeyIndex, pack_location
 from engine.segment import (
     ScannedRecord,
     check_segment_header,
     is_torn_header,
     next_valid_record,
+    record_at,
     segment_name,
 )
 
@@ -67,7 +68,6 @@ _DELETE: Final = int(RecordType.DELETE)
 _BATCH_PUT: Final = int(RecordType.BATCH_PUT)
 _BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
 _BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
-_INFINITY: Final = float("inf")
 #: The bits of a location below the segment id: a hint's ``ref``.
 REF_MASK: Final = (1 << SEGMENT_SHIFT) - 1
 
@@ -130,8 +130,15 @@ class _Replayer:
 
     def _kill(self, location: int | None) -> None:
         if location is not None:
-            segment_id = location >> 72
-            self.dead[segment_id] = self.dead.get(segment_id, 0) + (location & 0xFFFFFFFF)
+            segment_id = location >> SEGMENT_SHIFT
+            self.dead[segment_id] = self.dead.get(segment_id, 0) + (location & SIZE_MASK)
+
+    def _superseded(self, key: bytes, seq: int) -> bool:
+        """Whether a record of ``key`` at least as new as ``seq`` was applied already."""
+        known = self.seqs.get(key)
+        if known is None and self.hinted:
+            known = self._hinted_seq(key)
+        return known is not None and known >= seq
 
     def apply(self, segment_id: int, record: ScannedRecord) -> None:
         offset, size, rtype, seq, expires_at, key = record
@@ -146,10 +153,7 @@ class _Replayer:
         if rtype == _BATCH_COMMIT:
             self._kill(location)
             return
-        known = self.seqs.get(key)
-        if known is None and self.hinted:
-            known = self._hinted_seq(key)
-        if known is not None and known >= seq:
+        if self._superseded(key, seq):
             self._kill(location)
             return
         self.seqs[key] = seq
@@ -176,16 +180,14 @@ class _Replayer:
         and before bytes that are not a valid record. Plain segments are
         replayed in log order, so a record here is newer than every earlier one
         in them; only keys that a compacted segment set (``seqs``, ``hinted``)
-        need their sequence numbers compared.
+        need ``_superseded``.
         """
         unpack = RECORD_HEADER.unpack_from
         length = len(data)
         base = segment_id << SEGMENT_SHIFT
         locations = self.locations
         expiry = self.expiry
-        dead = self.dead
-        seqs = self.seqs
-        compare = bool(seqs or self.hinted)
+        compare = bool(self.seqs or self.hinted)
         now = self.now
         max_seq = self.max_seq
         log_seq = self.log_seq
@@ -198,7 +200,7 @@ class _Replayer:
             end = offset + size
             if end > length or crc != crc32c(data[offset + 4 : end]):
                 break
-            if not expires_at >= 0.0 or expires_at == _INFINITY:
+            if not expires_at >= 0.0 or expires_at == math.inf:
                 break
             key = data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen]
             location = base | offset << SIZE_BITS | size
@@ -209,19 +211,14 @@ class _Replayer:
             applied += 1
             if seq > max_seq:
                 max_seq = seq
-            if compare:
-                known = seqs.get(key)
-                if known is None and self.hinted:
-                    known = self._hinted_seq(key)
-                if known is not None and known >= seq:
-                    dead[segment_id] = dead.get(segment_id, 0) + size
-                    continue
+            if compare and self._superseded(key, seq):
+                self._kill(location)
+                continue
             if rtype == _PUT and (expires_at == NO_EXPIRY or expires_at > now):
                 old = locations.get(key)
                 locations[key] = location
                 if old is not None:
-                    old_id = old >> SEGMENT_SHIFT
-                    dead[old_id] = dead.get(old_id, 0) + (old & 0xFFFFFFFF)
+                    self._kill(old)
                 if expires_at == NO_EXPIRY:
                     if expiry:
                         expiry.pop(key, None)
@@ -230,7 +227,7 @@ class _Replayer:
             else:
                 self._kill(locations.pop(key, None))
                 expiry.pop(key, None)
-                dead[segment_id] = dead.get(segment_id, 0) + size
+                self._kill(location)
         self.max_seq = max_seq
         self.log_seq = log_seq
         self.records += applied
@@ -389,12 +386,10 @@ def replay_segment(
     while True:
         if plain_run is not None and not batch:
             offset = plain_run(segment_id, data, offset)
-        parsed = parse_record(data, offset)
-        if parsed is not None:
-            rtype, seq, expires_at, klen, size = parsed
-            key = data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen]
-            record = (offset, size, rtype, seq, expires_at, key)
-            offset += size
+        record = record_at(data, offset)
+        if record is not None:
+            offset += record[1]
+            rtype = record[2]
             if rtype in (_BATCH_PUT, _BATCH_DELETE):
                 if not batch:
                     batch_start = record[0]

@@ -103,16 +103,20 @@ class SegmentScan:
     def __iter__(self) -> Iterator[ScannedRecord]:
         data = self.data
         offset = self.start
-        parse = parse_record
-        while True:
-            parsed = parse(data, offset)
-            if parsed is None:
-                self.end = offset
-                return
-            rtype, seq, expires_at, klen, size = parsed
-            key_start = offset + HEADER_SIZE
-            yield offset, size, rtype, seq, expires_at, data[key_start : key_start + klen]
-            offset += size
+        while (record := record_at(data, offset)) is not None:
+            yield record
+            offset += record[1]
+        self.end = offset
+
+
+def record_at(data: bytes, offset: int) -> ScannedRecord | None:
+    """The valid record at ``offset``, as a scan yields it, or None."""
+    parsed = parse_record(data, offset)
+    if parsed is None:
+        return None
+    rtype, seq, expires_at, klen, size = parsed
+    key_start = offset + HEADER_SIZE
+    return offset, size, rtype, seq, expires_at, data[key_start : key_start + klen]
 
 
 def next_valid_record(data: bytes, start: int) -> int | None:
