@@ -15,9 +15,10 @@ store into the mapping) on its put path; everything else goes through
 ``append``. ``limit`` is -1 once the writer has failed or closed, which sends
 every append to the slow path and its error.
 
-``make_durable(pos)`` returns once the log is fsynced up to ``pos``. Whoever
-holds the sync lock fsyncs everything written so far, so threads queued behind
-it usually find their bytes already durable: that is group commit.
+``make_durable(pos)`` returns once the log is fsynced up to ``pos``. One
+waiting writer at a time (the leader) fsyncs everything written so far; the
+others sleep until an fsync covers them, so one fsync serves many writers:
+that is group commit.
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ class SegmentWriter:
         self.error: StorageError | None = None
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
-        #: Writers waiting for durability sleep on this; one of them (the leader) fsyncs.
-        self.sync_done = threading.Condition(threading.Lock())
+        #: Guards ``syncing`` and ``waiters``: who leads the next fsync and who waits for it.
+        self.group_lock = threading.Lock()
         self.syncing = False
+        #: Writers waiting for a leader's fsync: the position each needs, and the lock it sleeps on.
+        self.waiters: list[tuple[int, threading.Lock]] = []
 
     @property
     def pos(self) -> int:
@@ -179,31 +182,56 @@ class SegmentWriter:
         """Return once everything up to ``pos`` is fsynced, sharing fsyncs between threads.
 
         The first waiter becomes the leader and fsyncs everything appended so
-        far; the others sleep until a leader's fsync covers them (group commit).
+        far; the others sleep until a leader's fsync covers them (group
+        commit). Each sleeps on its own lock, so a finished fsync wakes exactly
+        the writers it covered, and each wakes without contending for a shared
+        lock: a ``Condition.notify_all`` made every woken writer queue for the
+        condition's lock in turn, and that queue, not the disk, set the pace.
         """
-        with self.sync_done:
-            while self.synced < pos:
+        while self.synced < pos:
+            with self.group_lock:
                 if self.error is not None:
                     raise self.error
-                if not self.syncing:
+                if self.synced >= pos:
+                    return
+                leader = not self.syncing
+                if leader:
                     self.syncing = True
-                    break
-                self.sync_done.wait()
+                else:
+                    wake = threading.Lock()
+                    wake.acquire()
+                    self.waiters.append((pos, wake))
+            if leader:
+                self._lead_fsync()
             else:
-                return
+                wake.acquire()  # released once an fsync covers ``pos`` or this thread is to lead
+
+    def _lead_fsync(self) -> None:
+        """fsync everything appended so far, then wake the writers it covered.
+
+        If writers are left waiting for later bytes, the first of them is woken
+        to lead the next fsync, so the disk never sits idle while some wait.
+        """
         target = 0
         try:
             target = self._locked_pos()
             with self.sync_lock:
                 self._fsync_active()
         finally:
-            with self.sync_done:
+            with self.group_lock:
                 self.syncing = False
                 if self.error is None:
                     self.synced = max(self.synced, target)
-                self.sync_done.notify_all()
-        if self.synced < pos:
-            raise self.error or FailedError(f"{self.directory}: fsync did not cover the write")
+                failed = self.error is not None
+                still_waiting = []
+                for waiter in self.waiters:
+                    if failed or waiter[0] <= self.synced:
+                        waiter[1].release()  # covered, or to raise the error
+                    else:
+                        still_waiting.append(waiter)
+                if still_waiting:
+                    still_waiting.pop(0)[1].release()  # the next leader
+                self.waiters = still_waiting
 
     def _locked_pos(self) -> int:
         """``pos``, read under the write lock: a rollover changes ``base`` and ``tail`` apart."""

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine import Engine
+from engine import Engine, FailedError
 from engine.fs import MemoryFileSystem, Op
 
 
@@ -128,6 +128,77 @@ def test_every_always_write_is_fsynced_before_it_returns() -> None:
             survivor = fs.after_power_loss()
             with Engine.open("/s", fs=survivor) as after:
                 assert after.get(b"k%d" % i) == b"v%d" % i
+
+
+def test_every_concurrent_always_write_is_durable_when_it_returns() -> None:
+    """A writer woken by someone else's fsync must find its own record on disk.
+
+    An fsync is only trusted to cover the bytes written before it started, so
+    the hook keeps, per file, what was there when the last finished fsync began.
+    """
+    fs = MemoryFileSystem()
+    covered: dict[str, bytes] = {}
+
+    def slow_fsync(op: Op) -> None:
+        if op[0] == "fsync":
+            path = str(op[1])
+            started_with = bytes(fs.files[path].data)
+            time.sleep(0.001)
+            covered[path] = started_with
+
+    missing: list[bytes] = []
+    with Engine.open("/s", fs=fs, sync="always") as db:
+        fs.hook = slow_fsync
+        before = db.stats()["fsyncs"]
+
+        def work(n: int) -> None:
+            for i in range(30):
+                key = b"writer%02d-key%03d" % (n, i)
+                db.put(key, b"v")
+                if not any(key in data for data in list(covered.values())):
+                    missing.append(key)
+
+        run_threads(8, work)
+        fs.hook = None
+        fsyncs = db.stats()["fsyncs"] - before
+    assert missing == []
+    assert fsyncs < 8 * 30 / 2, fsyncs
+
+
+def test_a_failed_group_fsync_fails_every_waiting_writer() -> None:
+    """No writer may hang or return success when the fsync it waited for failed."""
+    fs = MemoryFileSystem()
+    fsyncs = [0]
+
+    def failing_fsync(op: Op) -> None:
+        if op[0] == "fsync":
+            fsyncs[0] += 1
+            time.sleep(0.001)
+            if fsyncs[0] >= 5:
+                raise OSError(5, "EIO")
+
+    outcomes: list[BaseException] = []
+    db = Engine.open("/s", fs=fs, sync="always")
+    fs.hook = failing_fsync
+
+    def work(n: int) -> None:
+        try:
+            for i in range(1000):
+                db.put(b"k%d-%d" % (n, i), b"v")
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(outcomes) == 8
+    assert all(isinstance(exc, FailedError) for exc in outcomes), outcomes
+    fs.hook = None
+    db.close()
 
 
 WRITER = """
