@@ -33,7 +33,6 @@ from engine.format import (
     encode_record,
     pack_body,
     pack_crc,
-    unpack_crc,
 )
 from engine.fs import FileSystem, Lock, Mapping, OSFileSystem
 from engine.index import OFFSET_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, KeyIndex
@@ -59,7 +58,6 @@ _BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
 _BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
 _pack_body: Final = pack_body
 _pack_crc: Final = pack_crc
-_unpack_crc: Final = unpack_crc
 
 #: A queued batch operation: key, value (None for a delete), absolute expiry.
 BatchOp = tuple[bytes, bytes | None, float]
@@ -420,7 +418,7 @@ class Engine:
                 return self.get(key)
             raise self._unreadable(segment_id, offset, exc) from exc
         end = HEADER_SIZE + len(key)
-        if crc32c(data[4:]) != _unpack_crc(data, 0)[0] or data[HEADER_SIZE:end] != key:
+        if _pack_crc(crc32c(data[4:])) != data[:4] or data[HEADER_SIZE:end] != key:
             return self._decode(data, key, segment_id, offset)
         return data[end:]
 
@@ -542,7 +540,7 @@ class Engine:
             offset = (location >> SIZE_BITS) & OFFSET_MASK
             data = maps[segment_id][offset : offset + (location & SIZE_MASK)]
             end = HEADER_SIZE + len(key)
-            if crc32c(data[4:]) == _unpack_crc(data, 0)[0] and data[HEADER_SIZE:end] == key:
+            if _pack_crc(crc32c(data[4:])) == data[:4] and data[HEADER_SIZE:end] == key:
                 yield key, data[end:]
             else:
                 yield key, self._decode(data, key, segment_id, offset)

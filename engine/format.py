@@ -52,7 +52,6 @@ HEADER_SIZE: Final = RECORD_HEADER.size
 #: Bound struct methods, for the engine's inlined put and get hot paths.
 pack_body: Final = _BODY.pack
 pack_crc: Final = _CRC.pack
-unpack_crc: Final = _CRC.unpack_from
 
 #: Hard format limits; configured maxima may be lower, never higher.
 MAX_KEY_SIZE: Final = 1 << 20

@@ -14,7 +14,9 @@ import pytest
 from conftest import FakeClock
 
 from engine import ClosedError, CorruptionError, Engine, FailedError, LockedError, StorageError
+from engine.format import NO_EXPIRY, RecordType
 from engine.fs import MemoryFileSystem, Op
+from engine.hints import HINT_SUFFIX, HintBuilder, decode_hint
 
 
 def test_put_get_delete(db: Engine) -> None:
@@ -137,6 +139,38 @@ def test_a_record_damaged_on_disk_is_refused_by_every_read(db: Engine, store_dir
         with pytest.raises(CorruptionError, match=r"0000000001\.seg.*CRC mismatch"):
             read()
     assert dict(db.scan(prefix=b"key2")) == {b"key2": b"value 2"}
+
+
+def test_a_forged_hint_pointing_at_nothing_is_refused_by_every_read(store_dir: Path) -> None:
+    """A hint re-sealed with a valid CRC can give a record no bytes; reads say CorruptionError.
+
+    Found by the hint fuzzer: the reads' quick CRC check raised ``struct.error``
+    on an empty slice instead of naming the damage.
+    """
+    values = {b"key%d" % i: b"%d" % i * 400 for i in range(8)}
+    with Engine.open(store_dir, segment_size=4096) as db:
+        for _ in range(2):  # overwrites, so that compaction has something to do
+            for key, value in values.items():
+                db.put(key, value)
+        db.compact()
+    hint_path = next(store_dir.glob("*" + HINT_SUFFIX))
+    hint = decode_hint(hint_path.read_bytes(), hint_path.name)
+    assert len(hint.keys) >= 3
+    forged = HintBuilder()
+    sizes = hint.sizes
+    sizes[1:3] = [0, sizes[1] + sizes[2]]  # still back to back, spanning the segment
+    for key, seq, size in zip(hint.keys, hint.seqs, sizes, strict=True):
+        forged.add(key, seq, size, RecordType.PUT, NO_EXPIRY)
+    hint_path.write_bytes(forged.encode())
+    with Engine.open(store_dir, segment_size=4096) as db:
+        assert db.get(hint.keys[0]) == values[hint.keys[0]]
+        for read in (
+            lambda: db.get(hint.keys[1]),
+            lambda: db.get_entry(hint.keys[1]),
+            lambda: list(db.scan()),
+        ):
+            with pytest.raises(CorruptionError):
+                read()
 
 
 @pytest.mark.parametrize(
