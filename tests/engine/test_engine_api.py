@@ -14,9 +14,14 @@ import pytest
 from conftest import FakeClock
 
 from engine import ClosedError, CorruptionError, Engine, FailedError, LockedError, StorageError
-from engine.format import NO_EXPIRY, RecordType
+from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, NO_EXPIRY, RecordType, encode_record
 from engine.fs import MemoryFileSystem, Op
 from engine.hints import HINT_SUFFIX, HintBuilder, decode_hint
+from engine.recovery import BATCH_COUNT
+from engine.segment import segment_name
+
+#: A batch op for the tests below: (key, value or None to delete, ttl or None).
+BatchOp = tuple[bytes, bytes | None, float | None]
 
 
 def test_put_get_delete(db: Engine) -> None:
@@ -118,6 +123,137 @@ def test_rewrite_clears_expiry(db: Engine, clock: FakeClock) -> None:
     assert db.get(b"k") == b"v2"
     db.put(b"k", b"v3", ttl=-1)
     assert db.get(b"k") is None
+
+
+def _seed(db: Engine, clock: FakeClock, settled: bool) -> None:
+    """Keys a batch can overwrite, delete or revive: one expiring, one removed after a scan.
+
+    ``settled``: an ordered read follows, so the index has no removal left to merge.
+    """
+    for i in range(6):
+        db.put(b"k%d" % i, b"old%d" % i)
+    db.put(b"k6", b"expiring", ttl=50)
+    db.put(b"gone", b"x")
+    assert b"gone" in dict(db.scan())  # the sorted list now holds it, so its delete is stale
+    db.delete(b"gone")
+    if settled:
+        assert b"gone" not in dict(db.scan())
+    clock.advance(1)
+
+
+def _apply(db: Engine, ops: list[BatchOp], *, batched: bool) -> None:
+    if batched:
+        with db.batch() as batch:
+            for key, value, ttl in ops:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value, ttl=ttl)
+        return
+    for key, value, ttl in ops:
+        if value is None:
+            db.delete(key)
+        else:
+            db.put(key, value, ttl=ttl)
+
+
+def _visible(db: Engine) -> tuple[object, ...]:
+    keys = [b"k%d" % i for i in range(10)] + [b"gone", b"new", b"missing"]
+    stats = db.stats()
+    entries = {key: db.get_entry(key) for key in keys}
+    return dict(db.scan()), list(db.scan(reverse=True)), entries, len(db), stats["expiring_keys"]
+
+
+BATCHES: dict[str, list[BatchOp]] = {
+    "new and overwritten keys": [
+        (b"k1", b"a", None),
+        (b"new", b"b", None),
+        (b"k6", b"c", None),
+        (b"gone", b"d", None),
+        (b"k7", b"e", None),
+    ],
+    "a repeated key": [(b"k1", b"a", None), (b"new", b"b", None), (b"k1", b"c", None)],
+    "deletes and expiring puts": [
+        (b"k1", None, None),
+        (b"k2", b"a", 10.0),
+        (b"k3", b"b", -1.0),
+        (b"new", b"c", None),
+        (b"k2", b"d", None),
+        (b"new", None, None),
+        (b"k4", b"e", 20.0),
+        (b"k5", b"f", None),
+    ],
+}
+
+
+@pytest.mark.parametrize("settled", [False, True], ids=["stale", "settled"])
+@pytest.mark.parametrize("ops", BATCHES.values(), ids=BATCHES.keys())
+def test_a_batch_leaves_the_state_of_its_ops_one_at_a_time(
+    tmp_path: Path, clock: FakeClock, ops: list[BatchOp], settled: bool
+) -> None:
+    """Reads, expiries and dead bytes as single ops would leave them; the marker is dead too."""
+    seen = []
+    for batched in (False, True):
+        with Engine.open(tmp_path / str(batched), clock=clock) as db:
+            _seed(db, clock, settled)
+            _apply(db, ops, batched=batched)
+            seen.append((_visible(db), db.stats()["dead_bytes"]))
+            db.delete(b"k7")  # a key the batch added, removed, then an ordered read
+            db.put(b"k8", b"later")
+            seen.append((_visible(db), db.stats()["dead_bytes"]))
+            clock.advance(15)
+            seen.append((_visible(db), db.stats()["dead_bytes"]))
+        clock.now -= 16
+    marker = HEADER_SIZE + BATCH_COUNT.size
+    for single, batch in zip(seen[:3], seen[3:], strict=True):
+        assert batch[0] == single[0]
+        assert batch[1] == single[1] + marker
+
+
+def test_a_batch_writes_the_records_of_the_format(db: Engine, store_dir: Path) -> None:
+    """The bytes on disk: each op framed as ``encode_record`` would, then the commit marker."""
+    db.put(b"k", b"v")
+    with db.batch() as batch:
+        batch.put(b"a", b"1")
+        batch.delete(b"k")
+        batch.put(b"b", b"2", expires_at=2e9)
+        batch.delete(b"missing")
+    db.sync()
+    expected = [
+        encode_record(RecordType.PUT, 1, 0.0, b"k", b"v"),
+        encode_record(RecordType.BATCH_PUT, 2, 0.0, b"a", b"1"),
+        encode_record(RecordType.BATCH_DELETE, 3, 0.0, b"k"),
+        encode_record(RecordType.BATCH_PUT, 4, 2e9, b"b", b"2"),
+        encode_record(RecordType.BATCH_DELETE, 5, 0.0, b"missing"),
+        encode_record(RecordType.BATCH_COMMIT, 6, 0.0, b"", BATCH_COUNT.pack(4)),
+    ]
+    data = (store_dir / segment_name(1)).read_bytes()
+    written = b"".join(expected)
+    assert data[FILE_HEADER_SIZE : FILE_HEADER_SIZE + len(written)] == written
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kwargs", "error"),
+    [
+        ("k", b"v", {}, TypeError),
+        (b"k", "v", {}, TypeError),
+        (b"", b"v", {}, ValueError),
+        (b"k" * 101, b"v", {}, ValueError),
+        (b"k", b"v" * 1001, {}, ValueError),
+        (b"k", b"v", {"ttl": float("nan")}, ValueError),
+    ],
+)
+def test_a_bad_batch_put_raises_and_queues_nothing(
+    store_dir: Path, key: object, value: object, kwargs: dict[str, object], error: type
+) -> None:
+    with Engine.open(store_dir, max_key_size=100, max_value_size=1000) as db:
+        with db.batch() as batch:
+            batch.put(b"a", b"1")
+            with pytest.raises(error):
+                batch.put(key, value, **kwargs)  # type: ignore[arg-type]
+            assert len(batch) == 1
+        assert dict(db.scan()) == {b"a": b"1"}
+        assert db.stats()["sequence"] == 2
 
 
 def test_a_record_damaged_on_disk_is_refused_by_every_read(db: Engine, store_dir: Path) -> None:
