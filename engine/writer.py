@@ -67,6 +67,8 @@ class SegmentWriter:
         self.syncing = False
         #: Writers waiting for a leader's fsync: the position each needs, and the lock it sleeps on.
         self.waiters: list[tuple[int, threading.Lock]] = []
+        #: The wake lock of the waiter offered the lead, until it takes or passes it on.
+        self.offered_lead: threading.Lock | None = None
 
     @property
     def pos(self) -> int:
@@ -188,30 +190,47 @@ class SegmentWriter:
         lock: a ``Condition.notify_all`` made every woken writer queue for the
         condition's lock in turn, and that queue, not the disk, set the pace.
         """
-        while self.synced < pos:
-            with self.group_lock:
-                if self.error is not None:
-                    raise self.error
-                if self.synced >= pos:
-                    return
-                leader = not self.syncing
-                if leader:
-                    self.syncing = True
-                else:
-                    wake = threading.Lock()
-                    wake.acquire()
-                    self.waiters.append((pos, wake))
-            if leader:
-                self._lead_fsync()
+        wake: threading.Lock | None = None
+        with self.group_lock:
+            if self.error is not None:
+                raise self.error
+            if self.synced >= pos:
+                return
+            if self.syncing:
+                wake = self._queue(pos)
             else:
-                wake.acquire()  # released once an fsync covers ``pos`` or this thread is to lead
+                self.syncing = True
+        while wake is not None:
+            wake.acquire()  # released by a leader: covered, failed, or offered the lead
+            if self.offered_lead is not wake:
+                break
+            # Offered the lead. Whoever comes first leads, so another writer may have
+            # taken it meanwhile, a rollover may have made ``pos`` durable, or the store
+            # may have failed: in every case the offer is settled here, so no waiter is
+            # ever left asleep without a leader.
+            with self.group_lock:
+                self.offered_lead = wake = None
+                if self.error is not None or self.synced >= pos:
+                    self._wake_waiters()
+                    break
+                if self.syncing:
+                    wake = self._queue(pos)
+                else:
+                    self.syncing = True
+        else:  # no break: this thread leads
+            self._lead_fsync()
+        if self.synced < pos:
+            raise self.error or FailedError(f"{self.directory}: fsync did not cover the write")
+
+    def _queue(self, pos: int) -> threading.Lock:
+        """Wait for a leader's fsync (group lock held): the lock to sleep on."""
+        wake = threading.Lock()
+        wake.acquire()
+        self.waiters.append((pos, wake))
+        return wake
 
     def _lead_fsync(self) -> None:
-        """fsync everything appended so far, then wake the writers it covered.
-
-        If writers are left waiting for later bytes, the first of them is woken
-        to lead the next fsync, so the disk never sits idle while some wait.
-        """
+        """fsync everything appended so far, then wake the writers it covered."""
         target = 0
         try:
             target = self._locked_pos()
@@ -222,16 +241,26 @@ class SegmentWriter:
                 self.syncing = False
                 if self.error is None:
                     self.synced = max(self.synced, target)
-                failed = self.error is not None
-                still_waiting = []
-                for waiter in self.waiters:
-                    if failed or waiter[0] <= self.synced:
-                        waiter[1].release()  # covered, or to raise the error
-                    else:
-                        still_waiting.append(waiter)
-                if still_waiting:
-                    still_waiting.pop(0)[1].release()  # the next leader
-                self.waiters = still_waiting
+                self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        """Wake the waiters now durable (all, to raise, if the store failed) (group lock held).
+
+        If some are left and nobody leads, the first is offered the lead, so
+        the disk never sits idle while writers wait. It is only offered: a
+        writer arriving first may lead instead.
+        """
+        failed = self.error is not None
+        still_waiting = []
+        for waiter in self.waiters:
+            if failed or waiter[0] <= self.synced:
+                waiter[1].release()
+            else:
+                still_waiting.append(waiter)
+        if still_waiting and not self.syncing and self.offered_lead is None:
+            self.offered_lead = still_waiting.pop(0)[1]
+            self.offered_lead.release()
+        self.waiters = still_waiting
 
     def _locked_pos(self) -> int:
         """``pos``, read under the write lock: a rollover changes ``base`` and ``tail`` apart."""

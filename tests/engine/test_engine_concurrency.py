@@ -8,9 +8,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from engine import Engine, FailedError
+import pytest
+
+from engine import ClosedError, Engine, FailedError
 from engine.fs import MemoryFileSystem, Op
 
 
@@ -199,6 +202,90 @@ def test_a_failed_group_fsync_fails_every_waiting_writer() -> None:
     assert all(isinstance(exc, FailedError) for exc in outcomes), outcomes
     fs.hook = None
     db.close()
+
+
+def test_writers_left_waiting_always_have_a_leader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leader that finishes with writers still waiting offers one of them the lead.
+
+    Were the next waiter merely woken, one whose record a rollover had
+    meanwhile made durable, or which found the store closed, would return and
+    leave the rest asleep with no leader to wake them until some later write
+    came along. The offer stays on record until the writer offered it takes it
+    or passes it on.
+    """
+    fs = MemoryFileSystem()
+
+    def slow_fsync(op: Op) -> None:
+        if op[0] == "fsync":
+            time.sleep(0.0005)
+
+    handoffs: list[bool] = []
+    with Engine.open("/s", fs=fs, sync="always", segment_size=1024) as db:
+        writer = db._writer
+
+        def checked(step: Callable[..., None]) -> Callable[..., None]:
+            def run(*args: int) -> None:
+                try:
+                    step(*args)
+                finally:
+                    with writer.group_lock:
+                        if writer.waiters:
+                            handoffs.append(writer.syncing or writer.offered_lead is not None)
+
+            return run
+
+        monkeypatch.setattr(writer, "_lead_fsync", checked(writer._lead_fsync))
+        monkeypatch.setattr(writer, "make_durable", checked(writer.make_durable))
+        fs.hook = slow_fsync
+        run_threads(8, lambda n: [db.put(b"k%d-%d" % (n, i), b"v" * 40) for i in range(40)])
+        fs.hook = None
+    assert handoffs, "no fsync finished with writers still waiting: nothing was tested"
+    assert all(handoffs), f"{handoffs.count(False)} of {len(handoffs)} checks found no leader"
+
+
+def test_closing_under_durable_writers_leaves_none_hanging_and_loses_nothing() -> None:
+    """Writers racing ``close`` end (done or ClosedError); every acknowledged write is kept."""
+    for attempt in range(20):
+        close_under_writers(delay=0.002 * (attempt % 10))
+
+
+def close_under_writers(delay: float) -> None:
+    """Close while 8 writers put: their fsyncs take a while, close's are instant, so
+    close usually lands while a leader's fsync runs and finishes just as it ends."""
+    fs = MemoryFileSystem()
+    db = Engine.open("/s", fs=fs, sync="always", segment_size=2048)
+    closer = threading.current_thread()
+
+    def slow_writer_fsync(op: Op) -> None:
+        if op[0] == "fsync" and threading.current_thread() is not closer:
+            time.sleep(0.0005)
+
+    fs.hook = slow_writer_fsync
+    acknowledged: list[list[bytes]] = [[] for _ in range(8)]
+    outcomes: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(2000):
+                key = b"k%d-%d" % (n, i)
+                db.put(key, b"v" * 40)
+                acknowledged[n].append(key)
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(delay)
+    db.close()
+    deadline = time.monotonic() + 20
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(thread.is_alive() for thread in threads), "a writer hangs after close"
+    assert all(isinstance(exc, ClosedError) for exc in outcomes), outcomes
+    with Engine.open("/s", fs=fs.after_power_loss()) as again:
+        for keys in acknowledged:
+            assert all(again.get(key) == b"v" * 40 for key in keys)
 
 
 WRITER = """
