@@ -201,7 +201,11 @@ class SegmentWriter:
             else:
                 self.syncing = True
         while wake is not None:
-            wake.acquire()  # released by a leader: covered, failed, or offered the lead
+            try:
+                wake.acquire()  # released by a leader: covered, failed, or offered the lead
+            except BaseException:  # KeyboardInterrupt, say: give up this writer's place first
+                self._abandon(wake)
+                raise
             if self.offered_lead is not wake:
                 break
             # Offered the lead. Whoever comes first leads, so another writer may have
@@ -228,6 +232,14 @@ class SegmentWriter:
         wake.acquire()
         self.waiters.append((pos, wake))
         return wake
+
+    def _abandon(self, wake: threading.Lock) -> None:
+        """Take a waiter out of the group; if it had been offered the lead, pass it on."""
+        with self.group_lock:
+            self.waiters = [waiter for waiter in self.waiters if waiter[1] is not wake]
+            if self.offered_lead is wake:
+                self.offered_lead = None
+                self._wake_waiters()
 
     def _lead_fsync(self) -> None:
         """fsync everything appended so far, then wake the writers it covered."""

@@ -243,6 +243,54 @@ def test_writers_left_waiting_always_have_a_leader(monkeypatch: pytest.MonkeyPat
     assert all(handoffs), f"{handoffs.count(False)} of {len(handoffs)} checks found no leader"
 
 
+class Interrupted(Exception):
+    """Raised by a timer signal in the main thread, as Ctrl-C would raise KeyboardInterrupt."""
+
+
+def test_a_writer_interrupted_while_waiting_does_not_strand_the_others() -> None:
+    """The first waiter is interrupted; the next must still be offered the lead."""
+    fs = MemoryFileSystem()
+    in_fsync, let_fsync_finish = threading.Event(), threading.Event()
+
+    def held_fsync(op: Op) -> None:
+        if op[0] == "fsync" and not let_fsync_finish.is_set():
+            in_fsync.set()
+            let_fsync_finish.wait(10)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    db = Engine.open("/s", fs=fs, sync="always")
+    writer = db._writer
+    fs.hook = held_fsync
+    leader = threading.Thread(target=db.put, args=(b"first", b"1"), daemon=True)
+    leader.start()
+    assert in_fsync.wait(10)
+
+    def second() -> None:
+        while not writer.waiters:  # queue behind the main thread
+            time.sleep(0.001)
+        db.put(b"second", b"2")
+
+    follower = threading.Thread(target=second, daemon=True)
+    follower.start()
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Interrupted):
+            db.put(b"third", b"3")  # waits first in line, until the timer interrupts it
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    let_fsync_finish.set()
+    leader.join(10)
+    follower.join(10)
+    assert not leader.is_alive() and not follower.is_alive(), "a writer was left without a leader"
+    assert db.get(b"second") == b"2"
+    fs.hook = None
+    db.close()
+
+
 def test_closing_under_durable_writers_leaves_none_hanging_and_loses_nothing() -> None:
     """Writers racing ``close`` end (done or ClosedError); every acknowledged write is kept."""
     for attempt in range(20):
