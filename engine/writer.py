@@ -190,16 +190,12 @@ class SegmentWriter:
         lock: a ``Condition.notify_all`` made every woken writer queue for the
         condition's lock in turn, and that queue, not the disk, set the pace.
         """
-        wake: threading.Lock | None = None
         with self.group_lock:
             if self.error is not None:
                 raise self.error
             if self.synced >= pos:
                 return
-            if self.syncing:
-                wake = self._queue(pos)
-            else:
-                self.syncing = True
+            wake = self._join(pos)
         while wake is not None:
             try:
                 wake.acquire()  # released by a leader: covered, failed, or offered the lead
@@ -213,21 +209,24 @@ class SegmentWriter:
             # may have failed: in every case the offer is settled here, so no waiter is
             # ever left asleep without a leader.
             with self.group_lock:
-                self.offered_lead = wake = None
+                self.offered_lead = None
                 if self.error is not None or self.synced >= pos:
                     self._wake_waiters()
                     break
-                if self.syncing:
-                    wake = self._queue(pos)
-                else:
-                    self.syncing = True
+                wake = self._join(pos)
         else:  # no break: this thread leads
             self._lead_fsync()
         if self.synced < pos:
             raise self.error or FailedError(f"{self.directory}: fsync did not cover the write")
 
-    def _queue(self, pos: int) -> threading.Lock:
-        """Wait for a leader's fsync (group lock held): the lock to sleep on."""
+    def _join(self, pos: int) -> threading.Lock | None:
+        """Lead the next fsync (None) or queue behind the leader (group lock held).
+
+        Queued, the writer gets the lock to sleep on until a leader releases it.
+        """
+        if not self.syncing:
+            self.syncing = True
+            return None
         wake = threading.Lock()
         wake.acquire()
         self.waiters.append((pos, wake))
@@ -280,9 +279,7 @@ class SegmentWriter:
             return self.base | self.tail
 
     def sync(self) -> None:
-        """fsync everything appended so far."""
-        if self.error is not None:
-            raise self.error
+        """fsync everything appended so far (``make_durable`` raises the writer's error)."""
         self.make_durable(self._locked_pos())
 
     def _fsync_active(self) -> None:
