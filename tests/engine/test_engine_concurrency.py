@@ -17,12 +17,35 @@ from engine import ClosedError, Engine, FailedError
 from engine.fs import MemoryFileSystem, Op
 
 
-def run_threads(count: int, target: object) -> None:
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]  # type: ignore[arg-type]
+def start_threads(count: int, target: Callable[[int], object]) -> list[threading.Thread]:
+    """``count`` daemon threads running ``target(n)``, started."""
+    threads = [threading.Thread(target=target, args=(n,), daemon=True) for n in range(count)]
     for thread in threads:
         thread.start()
+    return threads
+
+
+def still_running(threads: list[threading.Thread], seconds: float = 20) -> bool:
+    """Join ``threads`` within ``seconds`` in all; whether any of them is still running."""
+    deadline = time.monotonic() + seconds
     for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return any(thread.is_alive() for thread in threads)
+
+
+def run_threads(count: int, target: Callable[[int], object]) -> None:
+    for thread in start_threads(count, target):
         thread.join()
+
+
+def delayed_fsyncs(seconds: float) -> Callable[[Op], None]:
+    """A file system hook that makes every fsync take ``seconds``, so writers pile up."""
+
+    def hook(op: Op) -> None:
+        if op[0] == "fsync":
+            time.sleep(seconds)
+
+    return hook
 
 
 def test_threads_hammering_distinct_keys_lose_nothing(tmp_path: Path) -> None:
@@ -106,13 +129,8 @@ def test_scans_never_see_half_a_batch(tmp_path: Path) -> None:
 def test_group_commit_shares_fsyncs_between_writers() -> None:
     """With sync="always" and slow fsyncs, 8 writers need far fewer fsyncs than writes."""
     fs = MemoryFileSystem()
-
-    def slow_fsync(op: Op) -> None:
-        if op[0] == "fsync":
-            time.sleep(0.002)
-
     with Engine.open("/s", fs=fs, sync="always") as db:
-        fs.hook = slow_fsync
+        fs.hook = delayed_fsyncs(0.002)
         before = db.stats()["fsyncs"]
         run_threads(8, lambda n: [db.put(b"k%d-%d" % (n, i), b"v") for i in range(50)])
         stats = db.stats()
@@ -191,13 +209,7 @@ def test_a_failed_group_fsync_fails_every_waiting_writer() -> None:
         except BaseException as exc:
             outcomes.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 20
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    assert not any(thread.is_alive() for thread in threads)
+    assert not still_running(start_threads(8, work))
     assert len(outcomes) == 8
     assert all(isinstance(exc, FailedError) for exc in outcomes), outcomes
     fs.hook = None
@@ -214,11 +226,6 @@ def test_writers_left_waiting_always_have_a_leader(monkeypatch: pytest.MonkeyPat
     or passes it on.
     """
     fs = MemoryFileSystem()
-
-    def slow_fsync(op: Op) -> None:
-        if op[0] == "fsync":
-            time.sleep(0.0005)
-
     handoffs: list[bool] = []
     with Engine.open("/s", fs=fs, sync="always", segment_size=1024) as db:
         writer = db._writer
@@ -236,7 +243,7 @@ def test_writers_left_waiting_always_have_a_leader(monkeypatch: pytest.MonkeyPat
 
         monkeypatch.setattr(writer, "_lead_fsync", checked(writer._lead_fsync))
         monkeypatch.setattr(writer, "make_durable", checked(writer.make_durable))
-        fs.hook = slow_fsync
+        fs.hook = delayed_fsyncs(0.0005)
         run_threads(8, lambda n: [db.put(b"k%d-%d" % (n, i), b"v" * 40) for i in range(40)])
         fs.hook = None
     assert handoffs, "no fsync finished with writers still waiting: nothing was tested"
@@ -322,15 +329,10 @@ def close_under_writers(delay: float) -> None:
         except BaseException as exc:
             outcomes.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(8)]
-    for thread in threads:
-        thread.start()
+    threads = start_threads(8, work)
     time.sleep(delay)
     db.close()
-    deadline = time.monotonic() + 20
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    assert not any(thread.is_alive() for thread in threads), "a writer hangs after close"
+    assert not still_running(threads), "a writer hangs after close"
     assert all(isinstance(exc, ClosedError) for exc in outcomes), outcomes
     with Engine.open("/s", fs=fs.after_power_loss()) as again:
         for keys in acknowledged:
