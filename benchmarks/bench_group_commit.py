@@ -79,7 +79,8 @@ def engine_run(directory: str, threads: int, seconds: float) -> tuple[float, flo
 
 
 def writer_run(directory: str, threads: int, seconds: float) -> tuple[float, float]:
-    """Writes and fsyncs of the segment writer alone: append, then ``make_durable``."""
+    """Writes per second and fsyncs per write of the segment writer alone: append, then
+    ``make_durable``."""
     writer = SegmentWriter(OSFileSystem(), directory, segment_size=DEFAULT_SEGMENT_SIZE)
     writer.start(1)
     before = writer.fsyncs
