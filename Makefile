@@ -17,10 +17,7 @@ $(VENV)/.peers: $(STAMP)
 	touch $(VENV)/.peers
 
 ## make test: lint, type-check and run the whole test suite
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy engine store_api
+test: lint
 	$(BIN)/pytest
 
 ## make bench: seglog against the stores a Python user would otherwise pick
@@ -33,10 +30,11 @@ crashtest: $(STAMP)
 	$(BIN)/pytest tests/crash -q -p no:cacheprovider --ignore=tests/crash/test_exhaustive.py --ignore=tests/crash/test_mutants.py
 	$(BIN)/python -m engine.testing.campaign
 
+## make lint: ruff, ruff format --check, and mypy --strict over every package (pyproject's files)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy engine store_api
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
