@@ -2,6 +2,9 @@
 
 The pieces (see docs/CRASH_TESTING.md for a guide):
 
+* ``MemoryFileSystem``: files in memory, with the durable state a crash would
+  leave and a journal (``Op``) of every mutating operation; pass it as
+  ``Engine.open(..., fs=...)`` to run the engine without a disk.
 * ``CrashSimulator``: a ``MemoryFileSystem`` whose journal of file operations
   is turned into every disk state a crash could leave (SIGKILL and power loss,
   torn and reordered writes, lost directory entries), each a ``CrashState``
@@ -28,6 +31,7 @@ True
 """
 
 from engine.testing.clock import ManualClock
+from engine.testing.memfs import Inode, MemoryFileSystem, Op
 from engine.testing.oracle import Bounds, History, Model, visible
 from engine.testing.simulator import (
     CRASH_KINDS,
@@ -64,9 +68,12 @@ __all__ = [
     "Driver",
     "Figures",
     "History",
+    "Inode",
     "Limits",
     "ManualClock",
+    "MemoryFileSystem",
     "Model",
+    "Op",
     "SimulatedCrash",
     "Tracker",
     "Violation",

@@ -34,9 +34,9 @@ from engine.format import (
     encode_record,
     parse_record,
 )
-from engine.fs import Inode, MemoryFileSystem
 from engine.recovery import BATCH_COUNT, RECOVERY_MODES
 from engine.segment import segment_name
+from engine.testing.memfs import Inode, MemoryFileSystem
 from engine.testing.workloads import open_engine
 
 DIRECTORY: Final = "/fuzz"

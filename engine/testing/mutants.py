@@ -29,7 +29,8 @@ from typing import Final
 
 import crc32c as crc32c_module
 
-from engine.fs import FileHandle, FileSystem, Lock, Mapping, MemoryFileSystem
+from engine.fs import FileHandle, FileSystem, Lock, Mapping
+from engine.testing.memfs import MemoryFileSystem
 
 #: File operations whose removal or reordering makes a mutant.
 MUTABLE_OPS: Final = ("fsync", "fsync_dir", "truncate")

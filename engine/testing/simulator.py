@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final, NamedTuple
 
-from engine.fs import Inode, MemoryFileSystem, Op
+from engine.testing.memfs import Inode, MemoryFileSystem, Op
 
 #: Torn variants of a pending write, in the order they are generated.
 TORN_KINDS: Final = ("torn-cut", "torn-zero", "torn-garbage", "torn-suffix")

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine.engine import Engine
-from engine.fs import FileSystem, MemoryFileSystem, Op
+from engine.fs import FileSystem
 from engine.hints import HINT_SUFFIX
 from engine.options import SyncMode
 from engine.testing.clock import ManualClock
+from engine.testing.memfs import MemoryFileSystem, Op
 from engine.testing.oracle import Bounds, History, Model, visible
 from engine.testing.simulator import (
     CRASH_KINDS,

@@ -9,8 +9,8 @@ import pytest
 from compaction_helpers import DIRECTORY, Clock, assert_clean, contents, open_store, sealed
 
 from engine import ClosedError, CorruptionError, Engine
-from engine.fs import MemoryFileSystem
 from engine.segment import COMPACTED_SUFFIX, SEGMENT_SUFFIX
+from engine.testing import MemoryFileSystem
 
 
 def overwritten_store(fs: MemoryFileSystem, clock: Clock, rounds: int = 5) -> Engine:

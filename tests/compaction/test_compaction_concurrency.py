@@ -13,8 +13,8 @@ from compaction_helpers import Clock, assert_clean, contents, open_store
 
 from engine import Engine
 from engine.compaction import CancelledError
-from engine.fs import MemoryFileSystem, Op
 from engine.segment import COMPACTED_BASE
+from engine.testing import MemoryFileSystem, Op
 
 
 def fill(db: Engine, rounds: int = 3, keys: int = 20) -> dict[bytes, bytes]:

@@ -15,7 +15,7 @@ import pytest
 from compaction_helpers import Clock, assert_clean, compact_segments, contents, open_store, sealed
 
 from engine import Engine
-from engine.fs import MemoryFileSystem, Op
+from engine.testing import MemoryFileSystem, Op
 
 SEGMENT_SIZE = 256
 

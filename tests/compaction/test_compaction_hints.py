@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from engine.errors import CorruptionError
 from engine.format import NO_EXPIRY, RecordType
-from engine.fs import MemoryFileSystem
 from engine.hints import Hint, HintBuilder, decode_hint, hint_name
 from engine.index import KeyIndex
 from engine.manifest import open_manifest
 from engine.recovery import recover
 from engine.segment import list_segments, parse_compacted_name
+from engine.testing import MemoryFileSystem
 
 Summary = tuple[object, ...]
 

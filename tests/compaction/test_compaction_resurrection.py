@@ -15,7 +15,7 @@ from compaction_helpers import (
 )
 
 from engine import Engine
-from engine.fs import MemoryFileSystem
+from engine.testing import MemoryFileSystem
 
 TTL = 50
 

@@ -84,7 +84,7 @@ def test_batch_commit_with_a_value_of_the_wrong_size_is_not_a_struct_error() -> 
     """Found by the segment-recovery fuzz property: a CRC-valid commit record whose
     value is not the 4-byte count made recovery raise struct.error."""
     from engine.format import FileKind, RecordType, encode_file_header, encode_record
-    from engine.fs import MemoryFileSystem
+    from engine.testing import MemoryFileSystem
 
     fs = MemoryFileSystem()
     fs.makedirs("/s")

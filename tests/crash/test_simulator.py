@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from engine import Engine
-from engine.fs import MemoryFileSystem
 from engine.testing import (
     CRASH_KINDS,
     Bounds,
     CrashSimulator,
     DiskImage,
     History,
+    MemoryFileSystem,
     SimulatedCrash,
     Tracker,
 )

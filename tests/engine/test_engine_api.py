@@ -15,10 +15,10 @@ from conftest import FakeClock
 
 from engine import ClosedError, CorruptionError, Engine, FailedError, LockedError, StorageError
 from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, NO_EXPIRY, RecordType, encode_record
-from engine.fs import MemoryFileSystem, Op
 from engine.hints import HINT_SUFFIX, HintBuilder, decode_hint
 from engine.recovery import BATCH_COUNT
 from engine.segment import segment_name
+from engine.testing import MemoryFileSystem, Op
 
 #: A batch op for the tests below: (key, value or None to delete, ttl or None).
 BatchOp = tuple[bytes, bytes | None, float | None]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine import ClosedError, Engine, FailedError
-from engine.fs import MemoryFileSystem, Op
+from engine.testing import MemoryFileSystem, Op
 
 
 def start_threads(count: int, target: Callable[[int], object]) -> list[threading.Thread]:

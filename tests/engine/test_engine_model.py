@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from engine import Engine
-from engine.fs import FileSystem, MemoryFileSystem
+from engine.fs import FileSystem
+from engine.testing import MemoryFileSystem
 
 KEYS = st.sampled_from([b"a", b"ab", b"abc", b"b", b"ba", b"\x00", b"\xff"])
 PREFIXES = st.sampled_from([b"", b"a", b"ab", b"b", b"\xff", b"z"])

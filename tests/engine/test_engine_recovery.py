@@ -9,7 +9,7 @@ import pytest
 
 from engine import CorruptionError, Engine
 from engine.format import FILE_HEADER_SIZE
-from engine.fs import MemoryFileSystem
+from engine.testing import MemoryFileSystem
 
 
 def segments(directory: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import Phase, settings
 
-from engine.fs import MemoryFileSystem
+from engine.testing import MemoryFileSystem
 from store_api import LogStore, Store
 
 #: A fixed starting instant (2023-11-14) so absolute datetimes make sense on the fake clock.

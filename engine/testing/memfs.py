@@ -1,0 +1,268 @@
+"""An in-memory ``FileSystem`` that knows what a crash would keep.
+
+``MemoryFileSystem`` keeps files in memory, tracks per file and per directory
+what has been made durable, and journals every mutating operation (an ``Op``).
+The crash simulator reads that journal; tests pass one to ``Engine.open(...,
+fs=...)`` to run the engine without a disk. It implements the ``FileSystem``
+protocol of ``engine.fs``.
+
+>>> fs = MemoryFileSystem()
+>>> fs.makedirs("/db")
+>>> with_data = fs.open("/db/f", create=True)
+>>> with_data.write(b"hello")
+5
+>>> fs.after_process_crash().read_file("/db/f")
+b'hello'
+>>> fs.after_power_loss().exists("/db/f")  # neither the bytes nor the entry were fsynced
+False
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.errors import LockedError
+
+#: One journal entry: the operation's name and its arguments.
+Op = tuple[str, ...] | tuple[str, str, int] | tuple[str, str, int, bytes]
+
+
+@dataclass
+class Inode:
+    """One in-memory file: what the OS shows (``data``) and what a power cut keeps."""
+
+    data: bytearray = field(default_factory=bytearray)
+    durable: bytes = b""
+
+
+class MemoryMapping:
+    """A shared mapping of an ``Inode``: stores are journalled as positional writes."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str, inode: Inode, writable: bool) -> None:
+        self._fs = fs
+        self._path = path
+        self._inode = inode
+        self._writable = writable
+        self._size = len(inode.data)
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ValueError("mmap closed or invalid")
+
+    def __getitem__(self, index: slice, /) -> bytes:
+        self._check()
+        start, stop, _ = index.indices(self._size)
+        return bytes(self._inode.data[start:stop])
+
+    def __setitem__(self, index: slice, value: bytes, /) -> None:
+        self._check()
+        if not self._writable:
+            raise TypeError("mmap can't modify a readonly memory map.")
+        start, stop, _ = index.indices(self._size)
+        if stop - start != len(value) or stop > len(self._inode.data):
+            raise IndexError("mmap slice assignment is wrong size")
+        self._fs._record(("write", self._path, start, bytes(value)))
+        self._inode.data[start:stop] = value
+
+    def __len__(self) -> int:
+        return self._size
+
+    def resize(self, size: int, /) -> None:
+        self._check()
+        data = self._inode.data
+        if size > len(data):
+            self._fs._record(("allocate", self._path, size))
+            data.extend(bytes(size - len(data)))
+        elif size < len(data):
+            self._fs._record(("truncate", self._path, size))
+            del data[size:]
+        self._size = size
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class MemoryFile:
+    """A handle on an ``Inode`` of a ``MemoryFileSystem``."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str, inode: Inode) -> None:
+        self._fs = fs
+        self._path = path
+        self._inode = inode
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise OSError(errno.EBADF, "file is closed", self._path)
+
+    def write(self, data: bytes) -> int:
+        self._check()
+        self._fs._record(("write", self._path, len(self._inode.data), bytes(data)))
+        self._inode.data += data
+        return len(data)
+
+    def pread(self, size: int, offset: int) -> bytes:
+        self._check()
+        return bytes(self._inode.data[offset : offset + size])
+
+    def fsync(self) -> None:
+        self._check()
+        self._fs._record(("fsync", self._path))
+        self._inode.durable = bytes(self._inode.data)
+
+    def truncate(self, size: int) -> None:
+        self._check()
+        self._fs._record(("truncate", self._path, size))
+        del self._inode.data[size:]
+
+    def size(self) -> int:
+        self._check()
+        return len(self._inode.data)
+
+    def allocate(self, size: int) -> None:
+        self._check()
+        if size > len(self._inode.data):
+            self._fs._record(("allocate", self._path, size))
+            self._inode.data.extend(bytes(size - len(self._inode.data)))
+
+    def map(self, *, writable: bool) -> MemoryMapping:
+        self._check()
+        if not self._inode.data:
+            raise ValueError("cannot mmap an empty file")
+        return MemoryMapping(self._fs, self._path, self._inode, writable)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class MemoryLock:
+    """An owner lock held in a ``MemoryFileSystem``."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str) -> None:
+        self._fs = fs
+        self._path = path
+
+    def release(self) -> None:
+        self._fs._locks.discard(self._path)
+
+
+class MemoryFileSystem:
+    """Files in memory, with the durable state a power cut would leave.
+
+    ``files`` is the namespace the OS shows; ``durable_files`` is the namespace
+    as of each directory's last fsync. Every mutating call is appended to
+    ``journal`` and passed first to ``hook`` (if set), which may raise to
+    inject a crash or an I/O error at that exact operation.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[str, Inode] = {}
+        self.dirs: set[str] = {"/"}
+        self.durable_files: dict[str, Inode] = {}
+        self.journal: list[Op] = []
+        self.hook: Callable[[Op], None] | None = None
+        self._locks: set[str] = set()
+
+    def _record(self, op: Op) -> None:
+        if self.hook is not None:
+            self.hook(op)
+        self.journal.append(op)
+
+    def _inode(self, path: str) -> Inode:
+        try:
+            return self.files[path]
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+
+    def open(self, path: str, *, create: bool = False) -> MemoryFile:
+        path = os.path.normpath(path)
+        if path not in self.files:
+            if not create:
+                raise FileNotFoundError(errno.ENOENT, "no such file", path)
+            if os.path.dirname(path) not in self.dirs:
+                raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+            self._record(("create", path))
+            self.files[path] = Inode()
+        return MemoryFile(self, path, self.files[path])
+
+    def read_file(self, path: str) -> bytes:
+        return bytes(self._inode(os.path.normpath(path)).data)
+
+    def listdir(self, path: str) -> list[str]:
+        path = os.path.normpath(path)
+        if path not in self.dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+        names = {os.path.basename(p) for p in self.files if os.path.dirname(p) == path}
+        names |= {
+            os.path.basename(d) for d in self.dirs if d != path and os.path.dirname(d) == path
+        }
+        return sorted(names)
+
+    def exists(self, path: str) -> bool:
+        path = os.path.normpath(path)
+        return path in self.files or path in self.dirs
+
+    def makedirs(self, path: str) -> None:
+        path = os.path.normpath(path)
+        missing = []
+        while path not in self.dirs:
+            missing.append(path)
+            path = os.path.dirname(path)
+        for directory in reversed(missing):
+            self._record(("mkdir", directory))
+            self.dirs.add(directory)
+            self.fsync_dir(os.path.dirname(directory))
+        if not missing:
+            self.fsync_dir(os.path.dirname(path))
+
+    def replace(self, src: str, dst: str) -> None:
+        src, dst = os.path.normpath(src), os.path.normpath(dst)
+        inode = self._inode(src)
+        self._record(("rename", src, dst))
+        del self.files[src]
+        self.files[dst] = inode
+
+    def unlink(self, path: str) -> None:
+        path = os.path.normpath(path)
+        self._inode(path)
+        self._record(("unlink", path))
+        del self.files[path]
+
+    def fsync_dir(self, path: str) -> None:
+        path = os.path.normpath(path)
+        self._record(("fsync_dir", path))
+        inside = {p for p in self.durable_files if os.path.dirname(p) == path}
+        for p in inside:
+            del self.durable_files[p]
+        for p, inode in self.files.items():
+            if os.path.dirname(p) == path:
+                self.durable_files[p] = inode
+
+    def lock(self, path: str) -> MemoryLock:
+        path = os.path.normpath(path)
+        if path in self._locks:
+            raise LockedError(os.path.dirname(path))
+        self._locks.add(path)
+        return MemoryLock(self, path)
+
+    def after_power_loss(self) -> MemoryFileSystem:
+        """A new file system holding only what was durable: synced entries, synced bytes."""
+        fs = MemoryFileSystem()
+        fs.dirs = set(self.dirs)
+        fs.files = {
+            p: Inode(bytearray(i.durable), i.durable) for p, i in self.durable_files.items()
+        }
+        fs.durable_files = dict(fs.files)
+        return fs
+
+    def after_process_crash(self) -> MemoryFileSystem:
+        """A new file system holding what the OS had: everything written, no locks."""
+        fs = MemoryFileSystem()
+        fs.dirs = set(self.dirs)
+        fs.files = {p: Inode(bytearray(i.data), bytes(i.data)) for p, i in self.files.items()}
+        fs.durable_files = dict(fs.files)
+        return fs
