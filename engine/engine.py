@@ -36,6 +36,7 @@ from engine.format import (
 )
 from engine.fs import FileSystem, Lock, Mapping, OSFileSystem
 from engine.index import OFFSET_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, KeyIndex
+from engine.mapping import KeyMapping
 from engine.options import (
     DEFAULT_MAX_KEY_SIZE,
     DEFAULT_MAX_VALUE_SIZE,
@@ -72,8 +73,11 @@ def as_bytes(value: object, what: str) -> bytes:
     raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
 
 
-class Engine:
-    """An open store directory. Create it with ``Engine.open``; safe to share between threads."""
+class Engine(KeyMapping):
+    """An open store directory. Create it with ``Engine.open``; safe to share between threads.
+
+    Also ``db[key]``, ``db[key] = value``, ``del db[key]`` and ``iter(db)`` (``engine.mapping``).
+    """
 
     def __init__(
         self,
