@@ -56,7 +56,8 @@ class LogStore(Store):
     modes"). Any other keyword, e.g. ``clock=`` or ``segment_size=``, goes to
     ``engine.Engine.open``; ``clock`` also drives expiry here, so a fake clock
     in tests moves both together. The directory is opened at construction, so a
-    path held by another store fails fast with ``engine.LockedError``.
+    path held by another store fails fast with ``engine.LockedError``, unless
+    ``connect=False`` leaves that to the first ``connect()`` (or operation).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class LogStore(Store):
         sync: SyncMode = "periodic",
         sync_interval: float = 1.0,
         nodes: tuple[str, ...] = (),
+        connect: bool = True,
         **engine_options: Any,
     ) -> None:
         options = Options().merge(
@@ -92,7 +94,8 @@ class LogStore(Store):
         self._clock: Callable[[], float] = time.time
         self._default_space = ""
         self._configure()
-        self.connect()
+        if connect:
+            self.connect()
 
     # -- lifecycle ---------------------------------------------------------
 

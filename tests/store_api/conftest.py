@@ -8,17 +8,24 @@ for type hints only (``if TYPE_CHECKING``), as pytest runs with importlib mode.
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import itertools
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import Phase, settings
 
 from engine.testing import MemoryFileSystem
-from store_api import LogStore, Store
+from store_api import LogStore, Options, Record, Store
+from store_api.aio import AsyncLogStore, AsyncStore
+
+T = TypeVar("T")
 
 #: A fixed starting instant (2023-11-14) so absolute datetimes make sense on the fake clock.
 EPOCH = 1_700_000_000.0
@@ -104,7 +111,103 @@ class MemoryLogBackend(LogBackend):
         return super().make(clock, **options)
 
 
-BACKENDS: dict[str, type[Backend]] = {"log": LogBackend, "log-memfs": MemoryLogBackend}
+class BlockingStore(Store):
+    """A ``Store`` over an ``AsyncStore``: each call runs as a coroutine on an event loop.
+
+    The loop runs in a thread of its own, so the async store's code really runs
+    on a loop (exact reads on it, the rest in its pools) while the suites call
+    it like any other ``Store``.
+    """
+
+    def __init__(self, store: AsyncStore) -> None:
+        self.store = store
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result(timeout=120)
+
+    def init(self, **options: Any) -> None:
+        self._run(self.store.init(**options))
+
+    def connect(self) -> None:
+        self._run(self.store.connect())
+
+    def options(self) -> Options:
+        return self._run(self.store.options())
+
+    def read(self, key: str, **options: Any) -> builtins.list[Record]:
+        return self._run(self.store.read(key, **options))
+
+    def write(
+        self,
+        record: Record,
+        *,
+        database: str = "",
+        table: str = "",
+        expiry: datetime | None = None,
+        ttl: timedelta | float | None = None,
+    ) -> None:
+        call = self.store.write(record, database=database, table=table, expiry=expiry, ttl=ttl)
+        self._run(call)
+
+    def delete(self, key: str, *, database: str = "", table: str = "") -> None:
+        self._run(self.store.delete(key, database=database, table=table))
+
+    def list(self, **options: Any) -> builtins.list[str]:
+        return self._run(self.store.list(**options))
+
+    def disconnect(self) -> None:
+        self._run(self.store.disconnect())
+
+    def __str__(self) -> str:
+        return str(self.store)
+
+    def stop(self) -> None:
+        """Disconnect, then stop and join the loop's thread; stopping twice does nothing."""
+        if self._loop.is_closed():
+            return
+        self.disconnect()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=60)
+        self._loop.close()
+
+
+class AsyncLogBackend(LogBackend):
+    """``AsyncLogStore`` in a temporary directory, driven through ``BlockingStore``."""
+
+    name = "async-log"
+
+    def make(self, clock: FakeClock, **options: Any) -> Store:
+        options.setdefault("sync", "none")
+        path = options.pop("path", None) or self.fresh_dir()
+        store = BlockingStore(AsyncLogStore(path, clock=clock, **options))
+        store.connect()
+        return store
+
+    def reopen(self, store: Store, clock: FakeClock) -> Store:
+        assert isinstance(store, BlockingStore)
+        options = store.options()
+        store.stop()
+        again = BlockingStore(
+            AsyncLogStore(
+                options.path,
+                database=options.database,
+                table=options.table,
+                sync=options.sync,
+                **{**options.engine_options, "clock": clock},
+            )
+        )
+        again.connect()
+        return again
+
+
+BACKENDS: dict[str, type[Backend]] = {
+    "log": LogBackend,
+    "log-memfs": MemoryLogBackend,
+    "async-log": AsyncLogBackend,
+}
 
 
 class StoreFactory:
@@ -130,7 +233,10 @@ class StoreFactory:
     def close_all(self) -> None:
         """Disconnect every store this factory made (disconnect is idempotent)."""
         for store in self.stores:
-            store.disconnect()
+            if isinstance(store, BlockingStore):
+                store.stop()
+            else:
+                store.disconnect()
         self.stores.clear()
 
 
