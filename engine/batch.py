@@ -8,23 +8,27 @@ discards everything if the block raises.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
 
+from engine.checks import WriteChecks
 from engine.format import NO_EXPIRY
-
-if TYPE_CHECKING:
-    from engine.engine import Engine
+from engine.keyspace import BatchOp
 
 
 class Batch:
-    """Puts and deletes applied in order, all or nothing, on ``commit``."""
+    """Puts and deletes applied in order, all or nothing, on ``commit``.
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._max_key_size = engine.options.max_key_size
-        self._max_value_size = engine.options.max_value_size
-        self._ops: list[tuple[bytes, bytes | None, float]] = []
+    Made by ``Engine.batch``: ``checks`` validates each operation as it is
+    queued, and ``commit`` writes and applies the queued operations at once.
+    """
+
+    def __init__(self, checks: WriteChecks, commit: Callable[[list[BatchOp]], None]) -> None:
+        self._checks = checks
+        self._commit = commit
+        self._max_key_size = checks.max_key_size
+        self._max_value_size = checks.max_value_size
+        self._ops: list[BatchOp] = []
         self._done = False
 
     def put(
@@ -45,16 +49,16 @@ class Batch:
             or len(key) > self._max_key_size
             or len(value) > self._max_value_size
         ):
-            key, value = self._engine._checked(key, value)
+            key, value = self._checks.checked(key, value)
         if ttl is None and expires_at is None:
             self._ops.append((key, value, NO_EXPIRY))
         else:
-            self._ops.append((key, value, self._engine._expiry_of(ttl, expires_at)))
+            self._ops.append((key, value, self._checks.expiry(ttl, expires_at)))
 
     def delete(self, key: bytes) -> None:
         """Queue a delete."""
         self._check_open()
-        self._ops.append((self._engine._check_key(key), None, NO_EXPIRY))
+        self._ops.append((self._checks.key(key), None, NO_EXPIRY))
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -63,7 +67,7 @@ class Batch:
         """Apply every queued operation at once; a batch commits at most once."""
         self._check_open()
         self._done = True
-        self._engine._commit_batch(self._ops)
+        self._commit(self._ops)
 
     def discard(self) -> None:
         """Drop every queued operation."""

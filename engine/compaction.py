@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from engine.background import start_polling
 from engine.errors import StorageError
@@ -56,7 +56,8 @@ from engine.format import (
 )
 from engine.fs import FileHandle, FileSystem, Mapping
 from engine.hints import MAX_SEGMENT_BYTES, HintBuilder, hint_name, write_hint
-from engine.index import SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK
+from engine.keyspace import Keyspace
+from engine.location import SEGMENT_SHIFT, pack_location
 from engine.manifest import (
     MANIFEST,
     CompactedSegment,
@@ -64,11 +65,10 @@ from engine.manifest import (
     commit_manifest,
     open_manifest,
 )
-from engine.recovery import RecoveryReport, replay_segment
-from engine.segment import COMPACTED_BASE, ScannedRecord, segment_name
-
-if TYPE_CHECKING:
-    from engine.engine import Engine
+from engine.reader import ScannedRecord
+from engine.recovery import RecoveryMode, RecoveryReport, replay_segment
+from engine.segment import COMPACTED_BASE, segment_name
+from engine.writer import SegmentWriter
 
 log = logging.getLogger("seglog.compaction")
 
@@ -236,8 +236,7 @@ class _Rewrite:
         self.compactor = compactor
         self.plan = plan
         self.report = report
-        self.locations = compactor.engine._locations
-        self.times = compactor.engine._expiry_times
+        self.keyspace = compactor.keyspace
         self.now = plan.now
         #: The bytes of the input being read.
         self.data = b""
@@ -266,17 +265,15 @@ class _Rewrite:
         if rtype == _BATCH_COMMIT:
             self.report.dropped_batch_markers += 1
             return
-        current = self.locations.get(key)
+        current = self.keyspace.live_location(key, self.now)
         if current is not None:
-            expiry = self.times.get(key) if self.times else None
-            if expiry is None or expiry > self.now:
-                if current == segment_id << SEGMENT_SHIFT | offset << SIZE_BITS | size:
-                    self._copy(record, current)
-                elif rtype == _PUT and expires_at == NO_EXPIRY:
-                    self.report.dropped_overwritten += 1  # the common case, without a call
-                else:
-                    self._drop(record, live=True)
-                return
+            if current == pack_location(segment_id, offset, size):
+                self._copy(record, current)
+            elif rtype == _PUT and expires_at == NO_EXPIRY:
+                self.report.dropped_overwritten += 1  # the common case, without a call
+            else:
+                self._drop(record, live=True)
+            return
         latest = self.latest.get(key)
         if latest is not None and latest[3] >= seq:
             self._drop(record, live=False)
@@ -343,12 +340,24 @@ class _Rewrite:
 class Compactor:
     """Runs one engine's compactions, one at a time, and its automatic compaction thread."""
 
-    def __init__(self, engine: Engine, options: CompactionOptions) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        writer: SegmentWriter,
+        keyspace: Keyspace,
+        clock: Callable[[], float],
+        *,
+        segment_size: int,
+        recovery: RecoveryMode,
+        options: CompactionOptions,
+    ) -> None:
+        self.writer = writer
+        self.keyspace = keyspace
+        self.clock = clock
+        self.recovery = recovery
         self.options = options
-        self.fs = engine._writer.fs
-        self.directory = engine.path
-        self.output_size = min(engine.options.segment_size, MAX_SEGMENT_BYTES)
+        self.fs = writer.fs
+        self.directory = writer.directory
+        self.output_size = min(segment_size, MAX_SEGMENT_BYTES)
         self.manifest = Manifest()
         self._manifest_on_disk = False
         self.last: CompactionReport | None = None
@@ -389,6 +398,11 @@ class Compactor:
             raise CancelledError(f"{self.directory}: the store is closing; compaction abandoned")
 
     @property
+    def stopping(self) -> bool:
+        """Whether the store is closing (a compaction in flight abandons)."""
+        return self._stopping.is_set()
+
+    @property
     def running(self) -> bool:
         """Whether a compaction is in progress."""
         return self._running.locked()
@@ -398,7 +412,7 @@ class Compactor:
 
         Returns False once the thread should stop (the store failed or is closing).
         """
-        writer = self.engine._writer
+        writer = self.writer
         if writer.error is not None:
             return False
         try:
@@ -437,7 +451,7 @@ class Compactor:
                 self._rewrite(rewrite)
                 # Every write that made an input record dead must be durable before
                 # the commit allows the inputs to go.
-                self.engine._writer.sync()
+                self.writer.sync()
             except BaseException as exc:
                 self._abandon(rewrite.outputs)
                 if isinstance(exc, OSError):
@@ -450,7 +464,7 @@ class Compactor:
             report.bytes_after = sum(o.size + o.hint_bytes for o in rewrite.outputs)
             report.hint_bytes = sum(o.hint_bytes for o in rewrite.outputs)
             report.seconds = time.perf_counter() - started
-            report.finished_at = self.engine._clock()
+            report.finished_at = self.clock()
             self.last = report
             self.count += 1
             log.info(
@@ -467,8 +481,8 @@ class Compactor:
 
     def _plan(self, choose: Chooser | None) -> _Plan | None:
         """Pick the inputs (write lock held briefly); None if there is nothing to reclaim."""
-        engine = self.engine
-        writer = engine._writer
+        writer = self.writer
+        keyspace = self.keyspace
         if choose is None:
             # Flush the active segment first, so the rollover's fsync under the lock is short.
             writer.sync()
@@ -478,12 +492,12 @@ class Compactor:
             if choose is None and writer.tail > FILE_HEADER_SIZE:
                 writer.roll_over()
             # Read the clock first: every key expired by ``now`` then leaves the index.
-            now = engine._clock()
-            engine._drop_expired()
+            now = self.clock()
+            keyspace.drop_expired(now)
             sealed = dict(writer.sealed_sizes)
             if choose is not None:
                 inputs = sorted(set(choose(sealed)) & sealed.keys())
-            elif any(engine._dead.get(i, 0) for i in sealed):
+            elif any(keyspace.dead_bytes(i) for i in sealed):
                 inputs = sorted(sealed)
             else:
                 inputs = []
@@ -505,12 +519,13 @@ class Compactor:
         Kept tombstones count as dead bytes but compacting their segment alone
         would keep them again, so they do not count towards choosing it.
         """
-        dead = self.engine._dead
         chosen = []
         reclaimable = 0
         for segment_id, size in sealed.items():
             compacted = self.manifest.segments.get(segment_id)
-            gain = dead.get(segment_id, 0) - (compacted.tombstone_bytes if compacted else 0)
+            gain = self.keyspace.dead_bytes(segment_id) - (
+                compacted.tombstone_bytes if compacted else 0
+            )
             if gain > 0 and gain >= self.options.ratio * size:
                 chosen.append(segment_id)
                 reclaimable += gain
@@ -544,7 +559,7 @@ class Compactor:
                 commit_manifest(self.fs, self.directory, self.manifest)
             self._manifest_on_disk = True
         plan = rewrite.plan
-        mode = self.engine.options.recovery
+        mode = self.recovery
         for segment_id in plan.inputs:
             self.check_stopping()
             name = segment_name(segment_id)
@@ -584,14 +599,13 @@ class Compactor:
         try:
             commit_manifest(self.fs, self.directory, manifest)
         except OSError as exc:
-            raise self.engine._writer.fail("committing a compaction", exc) from exc
+            raise self.writer.fail("committing a compaction", exc) from exc
         self.manifest = manifest
 
     def _install(self, rewrite: _Rewrite) -> None:
         """Step 4: map the outputs and point the index at them, a slice of keys at a time."""
-        engine = self.engine
-        writer = engine._writer
-        dead = engine._dead
+        writer = self.writer
+        keyspace = self.keyspace
         with writer.lock:
             if writer.error is not None:
                 raise writer.error
@@ -600,20 +614,17 @@ class Compactor:
                     writer.open_sealed(output.segment_id, output.size)
                 except OSError as exc:
                     raise writer.fail("mapping a compacted segment", exc) from exc
-                dead[output.segment_id] = output.tombstone_bytes
-        replace_if = engine._index.replace_if
+                keyspace.add_segment(output.segment_id, output.tombstone_bytes)
+        move = keyspace.move
         for output in rewrite.outputs:
             moves = list(zip(output.hint.keys, output.sources, output.locations(), strict=True))
             for start in range(0, len(moves), INSTALL_SLICE):
                 with writer.lock:
                     if writer.error is not None:
                         raise writer.error
-                    lost = 0
                     for key, source, location in moves[start : start + INSTALL_SLICE]:
-                        if source and not replace_if(key, source, location):
-                            lost += location & SIZE_MASK
+                        if source and not move(key, source, location):
                             rewrite.report.lost_races += 1
-                    dead[output.segment_id] += lost
 
     def _retire(self, plan: _Plan) -> None:
         """Step 5: stop reading the inputs, delete them and fsync the directory.
@@ -621,12 +632,11 @@ class Compactor:
         A failure here loses nothing: the manifest lists the inputs as dropped
         and the next open deletes whatever is left of them.
         """
-        writer = self.engine._writer
-        dead = self.engine._dead
+        writer = self.writer
         with writer.lock:
             for segment_id in plan.inputs:
                 writer.drop_sealed(segment_id)
-                dead.pop(segment_id, None)
+                self.keyspace.forget_segment(segment_id)
         try:
             for name in self.manifest.dropped:
                 path = os.path.join(self.directory, name)

@@ -9,22 +9,22 @@ fsync (group commit). docs/DURABILITY.md says what each sync mode promises.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Final
+from typing import Final, NamedTuple
 
 from crc32c import crc32c
 
 from engine.background import start_polling
 from engine.batch import Batch
+from engine.checks import WriteChecks, as_bytes
 from engine.compaction import CompactionOptions, CompactionReport, Compactor
 from engine.errors import CorruptionError, StorageError
-from engine.expiry import ExpiryTable
 from engine.format import (
+    BATCH_COUNT,
     FILE_HEADER_SIZE,
     HEADER_SIZE,
     NO_EXPIRY,
@@ -35,7 +35,8 @@ from engine.format import (
     pack_crc,
 )
 from engine.fs import FileSystem, Lock, Mapping, OSFileSystem
-from engine.index import OFFSET_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, KeyIndex
+from engine.keyspace import BatchOp, Keyspace
+from engine.location import OFFSET_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK
 from engine.mapping import KeyMapping
 from engine.options import (
     DEFAULT_MAX_KEY_SIZE,
@@ -44,13 +45,12 @@ from engine.options import (
     EngineOptions,
     SyncMode,
 )
-from engine.recovery import BATCH_COUNT, RecoveryMode, RecoveryReport, recover
-from engine.segment import COMPACTED_BASE, list_segments, segment_name
+from engine.recovery import RecoveryMode, RecoveryReport, recover
+from engine.segment import COMPACTED_BASE, LOCK_FILE, list_segments, segment_name
+from engine.stats import EngineStats, SegmentStats
 from engine.writer import SegmentWriter
 
 log = logging.getLogger("seglog.engine")
-
-LOCK_FILE: Final = "LOCK"
 
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
@@ -60,17 +60,19 @@ _BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
 _pack_body: Final = pack_body
 _pack_crc: Final = pack_crc
 
-#: A queued batch operation: key, value (None for a delete), absolute expiry.
-BatchOp = tuple[bytes, bytes | None, float]
 
+class Internals(NamedTuple):
+    """The layers behind an ``Engine``: the documented seam for tests and tools.
 
-def as_bytes(value: object, what: str) -> bytes:
-    """Bytes-like to bytes (a copy, so later mutation by the caller cannot reach the store)."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
+    Tests that exercise one layer through a real store (the writer's group
+    commit under concurrent puts, a partial compaction) reach it here instead
+    of through private names. Applications have no use for it: everything
+    they need is a method of ``Engine``.
+    """
+
+    writer: SegmentWriter
+    keyspace: Keyspace
+    compactor: Compactor
 
 
 class Engine(KeyMapping):
@@ -91,23 +93,35 @@ class Engine(KeyMapping):
         self.options = options
         self._owner_lock: Lock | None = lock
         self._clock = options.clock
+        self._checks = WriteChecks(options.max_key_size, options.max_value_size, options.clock)
         self._max_key_size = options.max_key_size
         self._max_value_size = options.max_value_size
         self._always = options.sync == "always"
         self._writer = SegmentWriter(fs, directory, segment_size=options.segment_size)
         self._acquire = self._writer.lock.acquire
         self._release = self._writer.lock.release
+        self._append = self._writer.append
         self._maps = self._writer.maps
-        self._index = KeyIndex()
-        self._locations = self._index.locations
-        self._expiries = ExpiryTable()
-        self._expiry_times = self._expiries.times
-        self._dead: dict[int, int] = {}
+        self._keyspace = Keyspace()
+        self._bind_keyspace()
         self._seq = self._seq_at_open = 0
         self._recovery = RecoveryReport()
         self._stop_syncing = threading.Event()
         self._syncer: threading.Thread | None = None
-        self._compactor = Compactor(self, compaction or CompactionOptions())
+        self._compactor = Compactor(
+            self._writer,
+            self._keyspace,
+            options.clock,
+            segment_size=options.segment_size,
+            recovery=options.recovery,
+            options=compaction or CompactionOptions(),
+        )
+
+    def _bind_keyspace(self) -> None:
+        """Local names for the keyspace's read-only dicts and its put: the hot paths use them."""
+        self._locations = self._keyspace.locations
+        self._expiry_times = self._keyspace.times
+        self._index_put = self._keyspace.put
 
     # ------------------------------------------------------------------ opening
 
@@ -190,11 +204,8 @@ class Engine(KeyMapping):
             mode=self.options.recovery,
             now=self._clock(),
         )
-        self._index = state.index
-        self._locations = state.index.locations
-        self._expiries = ExpiryTable(state.expiry)
-        self._expiry_times = self._expiries.times
-        self._dead = state.dead_bytes
+        self._keyspace.restore(state.index, state.expiry, state.dead_bytes)
+        self._bind_keyspace()
         self._seq = self._seq_at_open = state.max_seq
         self._recovery = state.report
         ids = sorted(state.segment_sizes)
@@ -212,7 +223,7 @@ class Engine(KeyMapping):
         log.info(
             "opened %s: %d keys, %d records in %d segments, in %.3fs",
             self.path,
-            len(self._index),
+            len(self._keyspace),
             state.report.records,
             len(ids),
             time.perf_counter() - started,
@@ -241,76 +252,47 @@ class Engine(KeyMapping):
             or len(key) > self._max_key_size
             or len(value) > self._max_value_size
         ):
-            key, value = self._checked(key, value)
+            key, value = self._checks.checked(key, value)
         if ttl is None and expires_at is None:
             expires = NO_EXPIRY
         else:
-            expires = self._expiry_of(ttl, expires_at)
-        writer = self._writer
+            expires = self._checks.expiry(ttl, expires_at)
         # acquire/release rather than ``with``: measurably cheaper on this hot path.
         self._acquire()
         try:
             seq = self._seq = self._seq + 1
             body = _pack_body(_PUT, seq, expires, len(key), len(value)) + key + value
             record = _pack_crc(crc32c(body)) + body
-            size = len(record)
-            tail = writer.tail
-            if tail + size <= writer.limit:
-                # The writer's common case, inlined: one store into the mapped segment.
-                writer.map[tail : tail + size] = record  # type: ignore[index]
-                writer.tail = tail + size
-                location = (writer.base | tail) << SIZE_BITS | size
-            else:
-                location = writer.append(record) << SIZE_BITS | size
+            location = self._append(record) << SIZE_BITS | len(record)
             if expires == NO_EXPIRY:
-                locations = self._locations
-                old = locations.get(key)
-                locations[key] = location
-                if old is None:
-                    self._index.added(key)
-                else:
-                    dead = self._dead
-                    segment_id = old >> SEGMENT_SHIFT
-                    dead[segment_id] = dead.get(segment_id, 0) + (old & SIZE_MASK)
-                    if self._expiry_times:
-                        self._expiries.discard(key)
+                self._index_put(key, location)
             else:
-                self._index_expiring(key, location, expires)
-            durable = (writer.base | writer.tail) if self._always else 0
+                self._keyspace.put_expiring(key, location, expires, self._clock())
+            durable = self._writer.pos if self._always else 0
         finally:
             self._release()
         if durable:
-            writer.make_durable(durable)
-
-    def _index_expiring(self, key: bytes, location: int, expires: float) -> None:
-        """Index a put that carries an expiry (lock held); a past one acts as a delete."""
-        if expires > self._clock():
-            self._mark_dead(self._index.put(key, location))
-            self._expiries.set(key, expires)
-        else:
-            self._mark_dead(self._forget(key))
-            self._mark_dead(location)
+            self._writer.make_durable(durable)
 
     def delete(self, key: bytes) -> None:
         """Remove ``key``; removing a missing key is not an error and writes nothing."""
-        key = self._check_key(key)
+        key = self._checks.key(key)
         writer = self._writer
         with writer.lock:
             if writer.error is not None:
                 raise writer.error
-            if key not in self._locations:
+            if key not in self._keyspace:
                 return
             self._seq += 1
             record = encode_record(_DELETE, self._seq, NO_EXPIRY, key)
-            self._mark_dead(writer.append(record) << SIZE_BITS | len(record))
-            self._mark_dead(self._forget(key))
+            self._keyspace.delete(key, writer.append(record) << SIZE_BITS | len(record))
             durable = writer.pos if self._always else 0
         if durable:
             writer.make_durable(durable)
 
     def batch(self) -> Batch:
         """Puts and deletes applied all or nothing, in order: ``with db.batch() as b: ...``."""
-        return Batch(self)
+        return Batch(self._checks, self._commit_batch)
 
     def _commit_batch(self, ops: list[BatchOp]) -> None:
         """Write a batch as one append ending in a commit marker, then index it.
@@ -338,49 +320,10 @@ class Engine(KeyMapping):
             count = BATCH_COUNT.pack(len(ops))
             append(encode_record(_BATCH_COMMIT, self._seq, NO_EXPIRY, b"", count))
             pos = writer.append(b"".join(records))
-            self._index_batch(ops, records, pos)
+            self._keyspace.apply_batch(ops, [len(r) for r in records], pos, self._clock())
             durable = writer.pos if self._always else 0
         if durable:
             writer.make_durable(durable)
-
-    def _index_batch(self, ops: list[BatchOp], records: list[bytes], pos: int) -> None:
-        """Point the index at a batch's records, written from ``pos`` on (lock held)."""
-        locations = self._locations
-        added = self._index.added
-        dead = self._dead
-        times = self._expiry_times
-        for (key, value, expires), record in zip(ops, records, strict=False):
-            size = len(record)
-            location = pos << SIZE_BITS | size
-            pos += size
-            if value is not None and expires == NO_EXPIRY:
-                old = locations.get(key)
-                locations[key] = location
-                if old is None:
-                    added(key)
-                else:
-                    segment_id = old >> SEGMENT_SHIFT
-                    dead[segment_id] = dead.get(segment_id, 0) + (old & SIZE_MASK)
-                    if times:
-                        self._expiries.discard(key)
-            elif value is None:
-                self._mark_dead(self._forget(key))
-                self._mark_dead(location)
-            else:
-                self._index_expiring(key, location, expires)
-        self._mark_dead(pos << SIZE_BITS | len(records[-1]))
-
-    def _forget(self, key: bytes) -> int | None:
-        """Drop ``key`` from the index and the expiry table; return its old location."""
-        if self._expiry_times:
-            self._expiries.discard(key)
-        return self._index.remove(key)
-
-    def _mark_dead(self, location: int | None) -> None:
-        """Count the record at ``location`` as reclaimable by compaction."""
-        if location is not None:
-            segment_id = location >> SEGMENT_SHIFT
-            self._dead[segment_id] = self._dead.get(segment_id, 0) + (location & SIZE_MASK)
 
     # ----------------------------------------------------------------- syncing
 
@@ -401,7 +344,7 @@ class Engine(KeyMapping):
     def get(self, key: bytes) -> bytes | None:
         """The value stored under ``key``, or None if it is missing or expired."""
         if type(key) is not bytes or not key:
-            key = self._check_key(key)
+            key = self._checks.key(key)
         location = self._locations.get(key)
         if location is None:
             if self._writer.error is not None:
@@ -428,10 +371,9 @@ class Engine(KeyMapping):
 
     def get_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
         """``(value, expires_at)`` for ``key``; ``expires_at`` is None if it never expires."""
-        key = self._check_key(key)
+        key = self._checks.key(key)
         with self._writer.lock:
-            location = self._locations.get(key)
-            expires = self._expiry_times.get(key)
+            location, expires = self._keyspace.entry(key)
         if location is None or (expires is not None and expires <= self._clock()):
             return None
         try:
@@ -475,14 +417,14 @@ class Engine(KeyMapping):
         if not isinstance(key, bytes | bytearray | memoryview):
             return False
         key = bytes(key)
-        if key not in self._locations:
+        if key not in self._keyspace:
             return False
-        return not self._expiries.is_expired(key, self._clock())
+        return not self._keyspace.is_expired(key, self._clock())
 
     def __len__(self) -> int:
         with self._writer.lock:
-            self._drop_expired()
-            return len(self._index)
+            self._keyspace.drop_expired(self._clock())
+            return len(self._keyspace)
 
     def scan(
         self,
@@ -523,14 +465,7 @@ class Engine(KeyMapping):
         with writer.lock:
             if writer.error is not None:
                 raise writer.error
-            now = self._clock()
-            locations = self._locations
-            times = self._expiry_times
-            keys = self._index.range(low, high, prefix=narrow, reverse=bool(reverse))
-            if times:
-                snapshot = [(k, locations[k]) for k in keys if k not in times or times[k] > now]
-            else:
-                snapshot = [(k, locations[k]) for k in keys]
+            snapshot = self._keyspace.snapshot(low, high, narrow, bool(reverse), self._clock())
             return snapshot, dict(writer.maps)
 
     def _values(
@@ -549,42 +484,6 @@ class Engine(KeyMapping):
             else:
                 yield key, self._decode(data, key, segment_id, offset)
 
-    def _drop_expired(self) -> None:
-        """Remove keys whose expiry has passed from the index (lock held)."""
-        if self._expiry_times:
-            for key in self._expiries.pop_expired(self._clock()):
-                self._mark_dead(self._index.remove(key))
-
-    # ------------------------------------------------------------- validation
-
-    def _check_key(self, key: object) -> bytes:
-        key = as_bytes(key, "key")
-        if not key:
-            raise ValueError("key must not be empty")
-        if len(key) > self._max_key_size:
-            raise ValueError(f"key is {len(key)} bytes; the maximum is {self._max_key_size}")
-        return key
-
-    def _check_value(self, value: object) -> bytes:
-        value = as_bytes(value, "value")
-        if len(value) > self._max_value_size:
-            raise ValueError(f"value is {len(value)} bytes; the maximum is {self._max_value_size}")
-        return value
-
-    def _checked(self, key: object, value: object) -> tuple[bytes, bytes]:
-        return self._check_key(key), self._check_value(value)
-
-    def _expiry_of(self, ttl: object, expires_at: object) -> float:
-        """The absolute expiry of a write; ``ttl`` wins over ``expires_at``."""
-        given, what = (ttl, "ttl") if ttl is not None else (expires_at, "expires_at")
-        if isinstance(given, bool) or not isinstance(given, int | float):
-            raise TypeError(f"{what} must be a number of seconds, not {type(given).__name__}")
-        if not math.isfinite(given):
-            raise ValueError(f"{what} must be finite, not {given}")
-        expires = self._clock() + given if ttl is not None else float(given)
-        # 0.0 means "never" on disk; a time at or before the epoch has simply passed.
-        return max(expires, math.ulp(0.0))
-
     # ------------------------------------------------------------ housekeeping
 
     def compact(self) -> CompactionReport:
@@ -601,31 +500,32 @@ class Engine(KeyMapping):
         report = self._compactor.compact()
         return report if report is not None else CompactionReport("explicit")
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> EngineStats:
         """Keys, segments with live and dead bytes, writes, fsyncs, and what recovery did."""
         writer = self._writer
+        keyspace = self._keyspace
         with writer.lock:
-            self._drop_expired()
+            keyspace.drop_expired(self._clock())
             sizes = writer.segment_sizes()
-            segments = {
+            segments: dict[str, SegmentStats] = {
                 segment_name(i): {
                     "bytes": size,
-                    "live_bytes": max(size - FILE_HEADER_SIZE - self._dead.get(i, 0), 0),
-                    "dead_bytes": self._dead.get(i, 0),
+                    "live_bytes": max(size - FILE_HEADER_SIZE - keyspace.dead_bytes(i), 0),
+                    "dead_bytes": keyspace.dead_bytes(i),
                 }
                 for i, size in sorted(sizes.items())
             }
             compactor = self._compactor
             last = compactor.last
             total = sum(sizes.values())
-            dead = sum(self._dead.get(i, 0) for i in sizes)
+            dead = sum(keyspace.dead_bytes(i) for i in sizes)
             writes = self._seq - self._seq_at_open
             report = self._recovery
             return {
                 "path": self.path,
                 "sync": self.options.sync,
-                "keys": len(self._index),
-                "expiring_keys": len(self._expiries),
+                "keys": len(keyspace),
+                "expiring_keys": keyspace.expiring,
                 "segments": segments,
                 "segment_count": len(sizes),
                 "active_segment": segment_name(writer.active_id),
@@ -654,6 +554,11 @@ class Engine(KeyMapping):
                 },
                 "last_compaction": last.as_dict() if last is not None else None,
             }
+
+    @property
+    def internals(self) -> Internals:
+        """The writer, keyspace and compactor behind this store (for tests; see ``Internals``)."""
+        return Internals(self._writer, self._keyspace, self._compactor)
 
     @property
     def closed(self) -> bool:
@@ -690,5 +595,5 @@ class Engine(KeyMapping):
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"{len(self._index)} keys"
+        state = "closed" if self.closed else f"{len(self._keyspace)} keys"
         return f"<Engine {self.path!r} sync={self.options.sync} {state}>"

@@ -57,7 +57,10 @@ pack_crc: Final = _CRC.pack
 MAX_KEY_SIZE: Final = 1 << 20
 MAX_VALUE_SIZE: Final = 1 << 30
 
+#: The ``expires_at`` of a record that never expires.
 NO_EXPIRY: Final = 0.0
+#: A batch commit marker's value: the number of records in the batch.
+BATCH_COUNT: Final = struct.Struct("<I")
 
 
 @dataclass(frozen=True, slots=True)

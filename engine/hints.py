@@ -46,8 +46,9 @@ from engine.format import (
     encode_file_header,
 )
 from engine.fs import FileSystem
-from engine.index import SIZE_BITS, SIZE_MASK
-from engine.segment import COMPACTED_BASE, ScannedRecord, check_segment_header, segment_name
+from engine.location import SIZE_BITS, SIZE_MASK
+from engine.reader import ScannedRecord
+from engine.segment import COMPACTED_BASE, check_segment_header, segment_name
 
 log = logging.getLogger("seglog.compaction")
 

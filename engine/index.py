@@ -7,32 +7,15 @@ next ordered read merges them. Overwrites (the common write) touch only the
 dict. A ``SortedDict`` costs about 2.4 times a dict insert on every put; this
 costs a set add on a new key and nothing on an overwrite.
 
-A location is one int: ``segment_id << 72 | offset << 32 | size`` (offset up to
-1 TiB, size up to 4 GiB), which costs far less memory than a tuple.
+The values are packed locations (``engine.location``): one int each, which
+costs far less memory than a tuple.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final
 
 from sortedcontainers import SortedList
-
-OFFSET_BITS: Final = 40
-SIZE_BITS: Final = 32
-SIZE_MASK: Final = (1 << SIZE_BITS) - 1
-OFFSET_MASK: Final = (1 << OFFSET_BITS) - 1
-SEGMENT_SHIFT: Final = OFFSET_BITS + SIZE_BITS
-
-
-def pack_location(segment_id: int, offset: int, size: int) -> int:
-    """One int naming a record: its segment, offset and size."""
-    return (segment_id << SEGMENT_SHIFT) | (offset << SIZE_BITS) | size
-
-
-def unpack_location(location: int) -> tuple[int, int, int]:
-    """``(segment_id, offset, size)`` of a packed location."""
-    return location >> SEGMENT_SHIFT, (location >> SIZE_BITS) & OFFSET_MASK, location & SIZE_MASK
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

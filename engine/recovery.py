@@ -10,11 +10,11 @@ RocksDB names its WAL recovery modes.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import logging
 import math
 import os
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
@@ -23,7 +23,6 @@ from crc32c import crc32c
 
 from engine.errors import CorruptionError
 from engine.format import (
-    FILE_HEADER_SIZE,
     HEADER_SIZE,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
@@ -33,15 +32,17 @@ from engine.format import (
 )
 from engine.fs import FileSystem
 from engine.hints import Hint, read_hint
-from engine.index import SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, KeyIndex, pack_location
-from engine.segment import (
+from engine.index import KeyIndex
+from engine.location import REF_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, pack_location
+from engine.reader import (
+    TORN_TAIL,
+    UNUSED,
+    UNWRITTEN_GAP,
+    DamagedRegion,
     ScannedRecord,
-    check_segment_header,
-    is_torn_header,
-    next_valid_record,
-    record_at,
-    segment_name,
+    SegmentReader,
 )
+from engine.segment import check_segment_header, is_torn_header, segment_name
 
 log = logging.getLogger("seglog.recovery")
 
@@ -55,21 +56,11 @@ RECOVERY_MODES: Final = (
     "skip_any_corrupted",
 )
 
-#: The device's atomic unit: a power cut loses or keeps a sector whole. Damage in the
-#: newest segment with a sector of zeros in it is space that was never written.
-SECTOR: Final = 512
-#: The old name of ``SECTOR`` (seglog verify imports it).
-UNWRITTEN_RUN: Final = SECTOR
-#: A batch commit marker's value: the number of records in the batch.
-BATCH_COUNT: Final = struct.Struct("<I")
 
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _BATCH_PUT: Final = int(RecordType.BATCH_PUT)
-_BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
 _BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
-#: The bits of a location below the segment id: a hint's ``ref``.
-REF_MASK: Final = (1 << SEGMENT_SHIFT) - 1
 
 
 @dataclass
@@ -283,6 +274,7 @@ def recover(
     mode: RecoveryMode,
     now: float,
     on_segment: Callable[[int], None] | None = None,
+    fast: bool = True,
 ) -> RecoveredState:
     """Replay every segment, repairing the newest one's torn tail in place.
 
@@ -290,7 +282,13 @@ def recover(
     their hint files where those are sound, and scanned otherwise; the newest
     of ``segment_ids`` is the log's active segment. Raises CorruptionError
     where ``mode`` does not accept the damage found.
+
+    ``fast=False`` replays every record by the general path, comparing
+    sequence numbers, instead of taking the fused fast path for the log's
+    plain runs: the state is the same (a property test holds them to it).
     """
+    if not fast:
+        return _recover(fs, directory, segment_ids, compacted, mode, now, on_segment, False)
     try:
         return _recover(fs, directory, segment_ids, compacted, mode, now, on_segment, True)
     except _LogOutOfOrder:
@@ -364,8 +362,53 @@ def _recover(
     return RecoveredState(index, replay.expiry, replay.dead, sizes, replay.max_seq, report)
 
 
+class DamagePolicy:
+    """The ``Reporter`` of recovery and compaction: what each recovery mode does with damage.
+
+    A torn tail of the newest segment (garbage or an unwritten gap at its end)
+    is cut, unless ``absolute_consistency``; other damage is skipped,
+    recovered up to, or raised, as the mode says. Everything is counted in
+    ``report``.
+    """
+
+    def __init__(self, name: str, mode: RecoveryMode, report: RecoveryReport) -> None:
+        self.name = name
+        self.mode = mode
+        self.report = report
+
+    def damaged(self, damage: DamagedRegion) -> bool:
+        mode = self.mode
+        end = damage.offset
+        if damage.kind in (UNUSED, TORN_TAIL) or (
+            damage.kind == UNWRITTEN_GAP and mode != "skip_any_corrupted"
+        ):
+            if mode == "absolute_consistency":
+                raise CorruptionError(
+                    f"{self.name}: torn tail at offset {end} ({damage.size - end} bytes); "
+                    "absolute_consistency accepts no damage"
+                )
+            return False
+        where = f"{self.name}: damaged record at offset {end}"
+        detail = "followed by valid records" if damage.resume is not None else "in a sealed segment"
+        if mode == "skip_any_corrupted":
+            self.report.skipped_bytes += damage.length
+            self.report.damage.append(f"{where} ({detail}): skipped {damage.length} bytes")
+            log.warning("%s (%s): skipped %d bytes", where, detail, damage.length)
+            return True
+        if mode == "point_in_time":
+            self.report.damage.append(f"{where} ({detail}): recovered up to it")
+            log.warning("%s (%s): point-in-time recovery stops here", where, detail)
+            return False
+        raise CorruptionError(f"{where} ({detail}); open with another recovery mode to salvage")
+
+    def incomplete_batch(
+        self, members: list[ScannedRecord], marker: ScannedRecord | None, why: str
+    ) -> None:
+        self.report.incomplete_batches += 1
+
+
 def replay_segment(
-    replay: RecordSink,
+    sink: RecordSink,
     segment_id: int,
     data: bytes,
     name: str,
@@ -374,100 +417,24 @@ def replay_segment(
     report: RecoveryReport,
     plain_run: Callable[[int, bytes, int], int] | None = None,
 ) -> int:
-    """Apply one segment's records; return the length the file should keep.
+    """Apply one segment's committed records to ``sink``; return the length the file should keep.
 
     ``plain_run``, if given, applies a run of plain puts and deletes faster than
-    ``replay.apply`` one by one (``_Replayer.apply_plain_run``); it is never
-    called inside a batch.
+    ``sink.apply`` one by one (``_Replayer.apply_plain_run``); the reader never
+    calls it inside a batch.
     """
-    offset = FILE_HEADER_SIZE
-    batch: list[ScannedRecord] = []
-    batch_start = offset
-    while True:
-        if plain_run is not None and not batch:
-            offset = plain_run(segment_id, data, offset)
-        record = record_at(data, offset)
-        if record is not None:
-            offset += record[1]
-            rtype = record[2]
-            if rtype in (_BATCH_PUT, _BATCH_DELETE):
-                if not batch:
-                    batch_start = record[0]
-                batch.append(record)
-                continue
-            if rtype == _BATCH_COMMIT:
-                count = _value_of(data, record)
-                if count == BATCH_COUNT.pack(len(batch)):
-                    for member in batch:
-                        replay.apply(segment_id, member)
-                else:
-                    report.incomplete_batches += 1
-                batch.clear()
-            elif batch:
-                report.incomplete_batches += 1
-                batch.clear()
-            replay.apply(segment_id, record)
-            continue
-        end = offset
-        if end == len(data):
-            break
-        resume = next_valid_record(data, end + 1)
-        if newest and (
-            resume is None or (mode != "skip_any_corrupted" and unwritten(data, end, resume))
-        ):
-            if mode == "absolute_consistency":
-                raise CorruptionError(
-                    f"{name}: torn tail at offset {end} ({len(data) - end} bytes); "
-                    "absolute_consistency accepts no damage"
-                )
-            break
-        where = f"{name}: damaged record at offset {end}"
-        detail = "followed by valid records" if resume is not None else "in a sealed segment"
-        if mode == "skip_any_corrupted":
-            skipped = (resume if resume is not None else len(data)) - end
-            report.skipped_bytes += skipped
-            report.damage.append(f"{where} ({detail}): skipped {skipped} bytes")
-            log.warning("%s (%s): skipped %d bytes", where, detail, skipped)
-            if resume is None:
-                return len(data)
-            offset = resume
-            continue
-        if mode == "point_in_time":
-            report.damage.append(f"{where} ({detail}): recovered up to it")
-            log.warning("%s (%s): point-in-time recovery stops here", where, detail)
-            break
-        raise CorruptionError(f"{where} ({detail}); open with another recovery mode to salvage")
-    if batch:
-        report.incomplete_batches += 1
-        end = batch_start
+    fast_run = functools.partial(plain_run, segment_id) if plain_run is not None else None
+    reader = SegmentReader(data, DamagePolicy(name, mode, report), newest=newest, fast_run=fast_run)
+    apply = sink.apply
+    for record in reader:
+        apply(segment_id, record)
+    end = reader.end
     # The active segment is reserved ahead in zeros; only non-zero bytes were ever written.
     dropped = len(data[end:].rstrip(b"\0"))
     if dropped:
         report.truncated_bytes += dropped
         log.warning("%s: dropped %d bytes of torn tail at offset %d", name, dropped, end)
     return end
-
-
-def unwritten(data: bytes, start: int, stop: int) -> bool:
-    """Whether damage ``data[start:stop]`` followed by valid records was never written.
-
-    A power cut can keep later sectors of an unsynced tail and lose earlier
-    ones. The active segment is reserved in zeros, so a lost sector reads as
-    zeros: some sector of the damage (clipped to it) holds nothing else. Bit rot
-    or a stray write does not look like that.
-    """
-    low = start
-    while low < stop:
-        high = min(stop, (low // SECTOR + 1) * SECTOR)
-        if not any(data[low:high]):
-            return True
-        low = high
-    return False
-
-
-def _value_of(data: bytes, record: ScannedRecord) -> bytes:
-    offset, size, _rtype, _seq, _exp, key = record
-    return data[offset + HEADER_SIZE + len(key) : offset + size]
 
 
 def _fsync(fs: FileSystem, path: str) -> None:

@@ -1,4 +1,4 @@
-"""Segment files: naming, creation, and scanning a segment's records for recovery.
+"""Segment files: naming, creation and headers (``engine.reader`` reads their records).
 
 A segment is one append-only file: a file header, then records back to back.
 The engine appends to exactly one (the active segment); the others are sealed.
@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from typing import Final
 
 from engine.format import (
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
     FileKind,
     check_file_header,
     encode_file_header,
-    parse_record,
 )
 from engine.fs import FileHandle, FileSystem
 
+#: The owner lock file every store directory holds (``FileSystem.lock``).
+LOCK_FILE: Final = "LOCK"
 SEGMENT_SUFFIX: Final = ".seg"
 _NAME = re.compile(r"^(\d{10})\.seg$")
 #: Compaction outputs are named apart (``0000000003.cseg``), so that an output can
@@ -82,53 +81,3 @@ def is_torn_header(data: bytes) -> bool:
     if data.startswith(encode_file_header(FileKind.SEGMENT)):
         return False
     return not any(data[FILE_HEADER_SIZE:])
-
-
-#: One valid record found by a scan: offset, size, type, seq, expires_at, key.
-ScannedRecord = tuple[int, int, int, int, float, bytes]
-
-
-class SegmentScan:
-    """Walks a segment's records in order; ``end`` is where the valid run stopped.
-
-    After iteration, ``end == len(data)`` if every byte parsed; otherwise the
-    bytes from ``end`` on did not form a valid record.
-    """
-
-    def __init__(self, data: bytes, start: int = FILE_HEADER_SIZE) -> None:
-        self.data = data
-        self.start = start
-        self.end = start
-
-    def __iter__(self) -> Iterator[ScannedRecord]:
-        data = self.data
-        offset = self.start
-        while (record := record_at(data, offset)) is not None:
-            yield record
-            offset += record[1]
-        self.end = offset
-
-
-def record_at(data: bytes, offset: int) -> ScannedRecord | None:
-    """The valid record at ``offset``, as a scan yields it, or None."""
-    parsed = parse_record(data, offset)
-    if parsed is None:
-        return None
-    rtype, seq, expires_at, klen, size = parsed
-    key_start = offset + HEADER_SIZE
-    return offset, size, rtype, seq, expires_at, data[key_start : key_start + klen]
-
-
-def next_valid_record(data: bytes, start: int) -> int | None:
-    """The first offset at or after ``start`` where a valid record begins, or None.
-
-    Used to tell a torn tail (nothing valid follows) from corruption in the
-    middle (valid records follow the damage). A zero-filled rest is answered
-    without the byte-by-byte search.
-    """
-    if not any(data[start:]):
-        return None
-    for offset in range(start, len(data) - HEADER_SIZE + 1):
-        if parse_record(data, offset) is not None:
-            return offset
-    return None

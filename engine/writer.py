@@ -8,12 +8,12 @@ docs/DESIGN-NOTES.md). The file grows in steps reserved with
 ``posix_fallocate``, so a full disk is an OSError at a step, never a SIGBUS.
 Reads of every segment go through mappings too.
 
-Positions are one int across segments, ``segment_id << 40 | offset``, so "how
+Positions are one int across segments (``engine.location.position``), so "how
 far has the log been written / fsynced" is one comparison even across a
-rollover. The engine inlines the common append (``tail + size <= limit``: one
-store into the mapping) on its put path; everything else goes through
-``append``. ``limit`` is -1 once the writer has failed or closed, which sends
-every append to the slow path and its error.
+rollover. ``append`` is the put hot path: its common case (``tail + size <=
+limit``) is one store into the mapping; growing the file, rolling over and
+errors take ``_append_slowly``. ``limit`` is -1 once the writer has failed or
+closed, which sends every append to the slow path and its error.
 
 ``make_durable(pos)`` returns once the log is fsynced up to ``pos``. One
 waiting writer at a time (the leader) fsyncs everything written so far; the
@@ -31,11 +31,11 @@ from typing import Final
 from engine.errors import ClosedError, FailedError, StorageError
 from engine.format import FILE_HEADER_SIZE
 from engine.fs import FileHandle, FileSystem, Mapping
+from engine.location import position
 from engine.segment import create_segment, segment_name
 
 log = logging.getLogger("seglog.writer")
 
-POSITION_BITS: Final = 40
 #: The active segment's file and mapping start this large and double up to the segment size.
 INITIAL_MAP_SIZE: Final = 1 << 20
 
@@ -122,7 +122,7 @@ class SegmentWriter:
         self.active_id = segment_id
         self.active = handle
         self.map = self.maps[segment_id] = mapping
-        self.base = segment_id << POSITION_BITS
+        self.base = position(segment_id, 0)
         self.tail = size
         self.limit = min(len(mapping), self.segment_size)
         self.synced = self.pos
@@ -136,7 +136,17 @@ class SegmentWriter:
     # ---------------------------------------------------------------- appends
 
     def append(self, record: bytes) -> int:
-        """Append ``record`` (lock held) and return its position: the slow path of put."""
+        """Append ``record`` (lock held) and return its position."""
+        tail = self.tail
+        size = len(record)
+        if tail + size <= self.limit:
+            self.map[tail : tail + size] = record  # type: ignore[index]
+            self.tail = tail + size
+            return self.base | tail
+        return self._append_slowly(record)
+
+    def _append_slowly(self, record: bytes) -> int:
+        """``append`` when the record does not fit the mapping, or the writer has failed."""
         if self.error is not None:
             raise self.error
         size = len(record)

@@ -24,6 +24,7 @@ from crc32c import crc32c
 from engine.engine import Engine
 from engine.errors import CorruptionError
 from engine.format import (
+    BATCH_COUNT,
     FILE_HEADER_SIZE,
     HEADER_SIZE,
     FileKind,
@@ -34,7 +35,7 @@ from engine.format import (
     encode_record,
     parse_record,
 )
-from engine.recovery import BATCH_COUNT, RECOVERY_MODES
+from engine.recovery import RECOVERY_MODES
 from engine.segment import segment_name
 from engine.testing.memfs import Inode, MemoryFileSystem
 from engine.testing.workloads import open_engine

@@ -10,7 +10,8 @@ from typing import Final
 from engine.errors import CorruptionError
 from engine.format import NO_EXPIRY, RecordType
 from engine.hints import Hint, decode_hint, hint_name
-from engine.segment import ScannedRecord, segment_name
+from engine.reader import ScannedRecord
+from engine.segment import segment_name
 from seglog_cli.commands._common import show_bytes
 from seglog_cli.commands._walk import Damage, read_file
 

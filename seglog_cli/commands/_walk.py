@@ -1,10 +1,10 @@
 """Read-only walks over segment files: every intact record, and precisely where damage lies.
 
-Unlike the engine's recovery this never truncates or renames anything, and it
-does not stop at damage: it searches byte by byte for the next record whose
-CRC holds and carries on, so ``verify`` can report every damaged region and
-``repair`` can salvage every intact record. Batch records are yielded only
-with their commit marker, as recovery applies them.
+The records come from the engine's own reader (``engine.reader``), so the
+walk sees exactly the records, batches and damage that recovery sees. Unlike
+recovery it never truncates or renames anything, and it never stops at
+damage: it reads on from wherever intact records resume, so ``verify`` can
+report every damaged region and ``repair`` can salvage every intact record.
 """
 
 from __future__ import annotations
@@ -16,21 +16,28 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from engine.errors import CorruptionError
-from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, MAX_KEY_SIZE, MAX_VALUE_SIZE, RecordType
-from engine.recovery import BATCH_COUNT, UNWRITTEN_RUN
-from engine.segment import (
-    ScannedRecord,
-    SegmentScan,
-    check_segment_header,
-    is_torn_header,
-    next_valid_record,
+from engine.format import (
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    RecordType,
 )
+from engine.reader import (
+    CORRUPT,
+    CORRUPT_TAIL,
+    TORN_TAIL,
+    UNUSED,
+    UNWRITTEN_GAP,
+    DamagedRegion,
+    ScannedRecord,
+    SegmentReader,
+)
+from engine.segment import check_segment_header, is_torn_header
 from seglog_cli.commands._common import render_bytes, show_bytes
 
 #: A record header as docs/FORMAT.md lays it out, read here without checking it.
 _HEADER: Final = struct.Struct("<IBQdII")
-_BATCH_MEMBERS: Final = (int(RecordType.BATCH_PUT), int(RecordType.BATCH_DELETE))
-_BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
 _TYPES: Final = {int(t): t.name for t in RecordType}
 #: Bytes of a claimed key shown in a damage report.
 _SHOWN_KEY: Final = 60
@@ -82,7 +89,8 @@ class SegmentWalk:
 
     ``newest`` marks the segment a crash may have left half-written: zeros
     after its records are the engine's preallocated space (``unused``), and
-    garbage at its end is a ``torn-tail`` rather than ``corrupt-tail``.
+    garbage at its end is a ``torn-tail`` rather than ``corrupt-tail``. The
+    walk is the reader's ``Reporter``: it notes each damaged region and reads on.
     """
 
     def __init__(self, name: str, data: bytes, *, newest: bool) -> None:
@@ -116,109 +124,77 @@ class SegmentWalk:
             check_segment_header(data, self.name)
         except CorruptionError as exc:
             self._damaged(0, min(size, FILE_HEADER_SIZE), "bad-header", str(exc))
-        start = FILE_HEADER_SIZE
-        while start < size:
-            scan = SegmentScan(data, start)
-            yield from self._batched(scan)
-            end = scan.end
-            if end >= size:
-                return
-            if not any(data[end:]):
-                if self.newest:
-                    self.unused = size - end
-                else:
-                    self._damaged(end, size - end, "zero-tail", "zero bytes in a sealed segment")
-                return
-            resume = next_valid_record(data, end + 1)
-            if resume is None:
-                self._tail(end)
-                return
-            after = _HEADER.unpack_from(data, resume)[2]
+        for record in SegmentReader(data, self, newest=self.newest):
+            self.records += 1
+            self._last_seq = record[3]
+            yield record
+
+    # -------------------------------------------------------------- Reporter
+
+    def damaged(self, damage: DamagedRegion) -> bool:
+        """Note a damaged region and read on past it."""
+        data, end = self.data, damage.offset
+        if damage.kind == UNUSED:
+            self.unused = damage.length
+            return True
+        if damage.resume is None:
             text, claims = claim(data, end)
-            resumes = f"intact records resume at offset {resume} (seq {after})"
-            if self.newest and _unwritten(data[end:resume]):
+            what = f"{text}; {self._seqs()}, nothing intact follows"
+            if damage.kind == TORN_TAIL:
+                length = len(data[end:].rstrip(b"\0"))
+                self._damaged(end, length, TORN_TAIL, f"{what} (opening cuts it)", claims)
+            elif damage.kind == CORRUPT_TAIL:
                 self._damaged(
-                    end,
-                    resume - end,
-                    "unwritten-gap",
-                    f"zero pages a power cut left unwritten; {self._seqs()}, {resumes}; "
-                    "opening cuts the segment here, dropping the records after it",
+                    end, damage.length, CORRUPT_TAIL, f"{what} in a sealed segment", claims
                 )
             else:
-                self._damaged(
-                    end, resume - end, "corrupt", f"{text}; {self._seqs()}, {resumes}", claims
-                )
-            start = resume
+                self._damaged(end, damage.length, damage.kind, "zero bytes in a sealed segment")
+            return True
+        after = _HEADER.unpack_from(data, damage.resume)[2]
+        resumes = f"intact records resume at offset {damage.resume} (seq {after})"
+        if damage.kind == UNWRITTEN_GAP:
+            self._damaged(
+                end,
+                damage.length,
+                UNWRITTEN_GAP,
+                f"zero pages a power cut left unwritten; {self._seqs()}, {resumes}; "
+                "opening cuts the segment here, dropping the records after it",
+            )
+        else:
+            text, claims = claim(data, end)
+            self._damaged(end, damage.length, CORRUPT, f"{text}; {self._seqs()}, {resumes}", claims)
+        return True
 
-    def _batched(self, scan: SegmentScan) -> Iterator[ScannedRecord]:
-        """The records of ``scan``, batch members held back until their commit marker."""
-        batch: list[ScannedRecord] = []
-        for record in scan:
-            self.records += 1
-            offset, size, rtype, seq, _expires, key = record
-            if rtype in _BATCH_MEMBERS:
-                batch.append(record)
-                continue
-            if rtype == _BATCH_COMMIT:
-                value = self.data[offset + HEADER_SIZE + len(key) : offset + size]
-                count = BATCH_COUNT.unpack(value)[0] if len(value) == BATCH_COUNT.size else -1
-                if count == len(batch):
-                    yield from batch
-                elif batch:
-                    self._incomplete(batch, f"its commit marker (seq {seq}) counts {count}")
-                else:
-                    self._damaged(
-                        offset,
-                        size,
-                        "incomplete-batch",
-                        f"a batch commit marker (seq {seq}) counts {count} records; "
-                        "none are intact before it",
-                    )
-                batch = []
-            elif batch:
-                self._incomplete(batch, "no commit marker follows")
-                batch = []
-            self._last_seq = seq
-            yield record
-        if batch:
-            self._incomplete(batch, "no commit marker follows")
-
-    def _incomplete(self, batch: list[ScannedRecord], why: str) -> None:
-        first, last = batch[0], batch[-1]
+    def incomplete_batch(
+        self, members: list[ScannedRecord], marker: ScannedRecord | None, why: str
+    ) -> None:
+        """Note batch records that recovery would never apply."""
+        self.records += len(members)
+        if not members:
+            assert marker is not None, "an empty batch is cut short only by its marker"
+            offset, size, _rtype, seq = marker[:4]
+            self._damaged(
+                offset,
+                size,
+                "incomplete-batch",
+                f"a batch commit marker (seq {seq}) counts "
+                f"{why.rsplit(' ', 1)[-1]} records; none are intact before it",
+            )
+            return
+        first, last = members[0], members[-1]
         self._damaged(
             first[0],
             last[0] + last[1] - first[0],
             "incomplete-batch",
-            f"{len(batch)} batch records (seq {first[3]}..{last[3]}) never applied: {why}",
-            tuple((record[5], record[3]) for record in batch),
+            f"{len(members)} batch records (seq {first[3]}..{last[3]}) never applied: {why}",
+            tuple((record[5], record[3]) for record in members),
         )
         self._last_seq = last[3]
-
-    def _tail(self, end: int) -> None:
-        """Report the unparsable bytes from ``end`` to the end of the file."""
-        tail = self.data[end:]
-        text, claims = claim(self.data, end)
-        what = f"{text}; {self._seqs()}, nothing intact follows"
-        if self.newest:
-            length = len(tail.rstrip(b"\0"))
-            self._damaged(end, length, "torn-tail", f"{what} (opening cuts it)", claims)
-        else:
-            self._damaged(end, len(tail), "corrupt-tail", f"{what} in a sealed segment", claims)
 
     def _seqs(self) -> str:
         if self._last_seq is None:
             return "no intact record before it"
         return f"last intact record before it is seq {self._last_seq}"
-
-
-def _unwritten(gap: bytes) -> bool:
-    """Whether a gap in the newest segment is what recovery takes for unwritten space.
-
-    The same test as recovery's: a run of zeros (``UNWRITTEN_RUN`` bytes, or the
-    whole gap if shorter), which is what a lost page of the zero-reserved active
-    segment reads as.
-    """
-    return bytes(min(len(gap), UNWRITTEN_RUN)) in gap
 
 
 def read_file(directory: str, name: str) -> bytes:

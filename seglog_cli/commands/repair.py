@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from engine import Engine
 from engine.format import NO_EXPIRY, RecordType, decode_record_at
-from engine.index import SEGMENT_SHIFT, pack_location, unpack_location
+from engine.location import SEGMENT_SHIFT, pack_location, unpack_location
 from engine.segment import segment_name
 from seglog_cli.commands._common import (
     DAMAGED,

@@ -50,7 +50,7 @@ def collect(directory: str) -> dict[str, Any]:
     with open_engine(directory) as db:
         opened = time.perf_counter() - started
         after = _resident_bytes()
-        stats = db.stats()
+        stats: dict[str, Any] = dict(db.stats())
     stats["open_seconds"] = round(opened, 6)
     stats["open_memory_bytes"] = None if before is None or after is None else after - before
     stats["last_compaction_at"] = _committed_at(directory)

@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine import Engine
+import pytest
+
+from engine import CorruptionError, Engine
 from engine.hints import HintBuilder, decode_hint
 
 if TYPE_CHECKING:
@@ -122,14 +124,30 @@ def test_a_missing_compacted_segment_names_the_keys_it_held(cli: Cli, store: Pat
     assert outcomes["key001"].startswith("lost")
 
 
-def test_zero_pages_in_the_newest_segment_are_an_unwritten_gap(cli: Cli, store: Path) -> None:
+def test_a_zero_sector_in_the_newest_segment_is_an_unwritten_gap(cli: Cli, store: Path) -> None:
     newest = sorted(store.glob("*.seg"))[-1]
     data = bytearray(newest.read_bytes())
     assert len(data) > 1200
-    data[100:700] = bytes(600)
+    data[512:1024] = bytes(512)
     newest.write_bytes(bytes(data))
     (problem,) = _problems(cli, store)
     assert problem["kind"] == "unwritten-gap" and problem["file"] == newest.name
+    with Engine.open(store) as db:  # opening cuts it, as verify says
+        assert db.stats()["recovery"]["truncated_bytes"] > 0
+
+
+def test_zeros_that_fill_no_whole_sector_are_corruption_as_opening_says(
+    cli: Cli, store: Path
+) -> None:
+    """A power cut loses whole sectors; 600 zeros across a sector boundary are not one."""
+    newest = sorted(store.glob("*.seg"))[-1]
+    data = bytearray(newest.read_bytes())
+    data[100:700] = bytes(600)
+    newest.write_bytes(bytes(data))
+    (problem,) = _problems(cli, store)
+    assert problem["kind"] == "corrupt" and problem["file"] == newest.name
+    with pytest.raises(CorruptionError, match="followed by valid records"):
+        Engine.open(store)
 
 
 def test_a_damaged_record_under_a_sound_hint_is_logged_and_refused_when_read(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine import Engine
 from engine.format import HEADER_SIZE
+from engine.reader import SECTOR
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -168,3 +169,41 @@ def test_repair_refuses_a_target_that_is_not_new(cli: Cli, store: Path) -> None:
     (occupied / "x").write_text("x")
     result = cli("repair", store, "--into", occupied)
     assert result.status == 2 and "empty" in result.err
+
+
+def test_verify_calls_a_gap_unwritten_exactly_when_opening_cuts_it_silently(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A record of the newest segment that straddles a sector boundary is damaged: garbage
+    before the boundary, zeros after it, and intact records follow. A lost sector reads as
+    zeros, so opening takes the damage for unwritten space and cuts the segment there
+    without complaint; verify must call it the same (it used to report it as corrupt:
+    it looked for a whole sector's run of zeros, recovery for one zero sector clipped
+    to the damage)."""
+    store = tmp_path / "gap"
+    with Engine.open(store, auto_compact=False) as db:
+        for i in range(20):
+            db.put(b"key%03d" % i, b"v" * 100)
+    (segment,) = store.glob("*.seg")
+    data = bytearray(segment.read_bytes())
+    bounds = [data.find(b"key%03d" % i) - HEADER_SIZE for i in range(20)]
+    # The first record (from the third on) that straddles a sector boundary.
+    damaged = next(i for i in range(2, 19) if bounds[i] // SECTOR != bounds[i + 1] // SECTOR)
+    start, end = bounds[damaged], bounds[damaged + 1]
+    boundary = (start // SECTOR + 1) * SECTOR
+    data[start:boundary] = b"\xa5" * (boundary - start)
+    data[boundary:end] = bytes(end - boundary)
+    segment.write_bytes(bytes(data))
+
+    result = cli("verify", store, "--json")
+    assert result.status == 1
+    (problem,) = result.json()["problems"]
+    assert problem["kind"] == "unwritten-gap"
+    assert (problem["offset"], problem["length"]) == (start, end - start)
+
+    with Engine.open(store) as db:
+        recovery = db.stats()["recovery"]
+        assert recovery["damage"] == [] and recovery["truncated_bytes"] > 0
+        assert db.get(b"key%03d" % (damaged - 1)) == b"v" * 100
+        assert db.get(b"key%03d" % damaged) is None
+        assert db.get(b"key019") is None, "opening cuts the records after the gap"

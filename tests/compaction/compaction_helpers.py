@@ -50,7 +50,7 @@ def sealed(db: Engine) -> list[str]:
 def compact_segments(db: Engine, names: Iterable[str]) -> CompactionReport | None:
     """Compact exactly the named sealed segments (a partial compaction), without a rollover."""
     wanted = set(names)
-    return db._compactor.compact(
+    return db.internals.compactor.compact(
         lambda sizes: [i for i in sizes if segment_name(i) in wanted], "partial"
     )
 

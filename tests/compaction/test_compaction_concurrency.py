@@ -202,14 +202,15 @@ def test_automatic_selection_skips_segments_of_kept_tombstones() -> None:
         db.put(b"fill%d" % i, b"x" * 20)
     for i in range(8):
         db.put(b"fill%d" % i, b"y" * 20)
-    compactor = db._compactor
+    compactor = db.internals.compactor
     report = compactor.compact(compactor.select, "auto")
     assert report is not None and "0000000001.seg" not in report.segments_in
     assert report.tombstones_kept == 1
     assert db.get(b"old") is None
     # The output's only dead bytes are the tombstone it had to keep: not worth a rewrite.
-    with db._writer.lock:
-        sizes = db._writer.sealed_sizes
+    writer = db.internals.writer
+    with writer.lock:
+        sizes = writer.sealed_sizes
         assert compactor.select({i: s for i, s in sizes.items() if i >= COMPACTED_BASE}) == []
     db.close()
     with open_store(fs, clock, segment_size=256) as reopened:
@@ -240,7 +241,7 @@ def test_closing_abandons_a_compaction_that_has_not_committed() -> None:
     assert entered.wait(10)
     closing = threading.Thread(target=db.close)
     closing.start()
-    while not db._compactor._stopping.is_set():
+    while not db.internals.compactor.stopping:
         time.sleep(0.001)
     resume.set()
     compaction.join()

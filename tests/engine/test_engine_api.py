@@ -14,9 +14,15 @@ import pytest
 from conftest import FakeClock
 
 from engine import ClosedError, CorruptionError, Engine, FailedError, LockedError, StorageError
-from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, NO_EXPIRY, RecordType, encode_record
+from engine.format import (
+    BATCH_COUNT,
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    NO_EXPIRY,
+    RecordType,
+    encode_record,
+)
 from engine.hints import HINT_SUFFIX, HintBuilder, decode_hint
-from engine.recovery import BATCH_COUNT
 from engine.segment import segment_name
 from engine.testing import MemoryFileSystem, Op
 

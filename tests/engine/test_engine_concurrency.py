@@ -228,7 +228,7 @@ def test_writers_left_waiting_always_have_a_leader(monkeypatch: pytest.MonkeyPat
     fs = MemoryFileSystem()
     handoffs: list[bool] = []
     with Engine.open("/s", fs=fs, sync="always", segment_size=1024) as db:
-        writer = db._writer
+        writer = db.internals.writer
 
         def checked(step: Callable[..., None]) -> Callable[..., None]:
             def run(*args: int) -> None:
@@ -268,7 +268,7 @@ def test_a_writer_interrupted_while_waiting_does_not_strand_the_others() -> None
         raise Interrupted
 
     db = Engine.open("/s", fs=fs, sync="always")
-    writer = db._writer
+    writer = db.internals.writer
     fs.hook = held_fsync
     leader = threading.Thread(target=db.put, args=(b"first", b"1"), daemon=True)
     leader.start()

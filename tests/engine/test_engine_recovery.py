@@ -10,6 +10,7 @@ import pytest
 from engine import CorruptionError, Engine
 from engine.format import FILE_HEADER_SIZE
 from engine.testing import MemoryFileSystem
+from engine.reader import DamagedRegion, ScannedRecord, SegmentReader
 
 
 def segments(directory: Path) -> list[Path]:
@@ -59,11 +60,22 @@ def test_torn_tail_at_every_offset_reopens_and_keeps_new_writes(tmp_path: Path) 
             assert db.stats()["recovery"]["truncated_bytes"] == 0
 
 
-def _record_ends(directory: Path) -> list[int]:
-    from engine.segment import SegmentScan
+class _StopAtDamage:
+    """A reader ``Reporter`` that ends the segment at the first damage."""
 
+    def damaged(self, damage: DamagedRegion) -> bool:
+        return False
+
+    def incomplete_batch(
+        self, members: list[ScannedRecord], marker: ScannedRecord | None, why: str
+    ) -> None:
+        pass
+
+
+def _record_ends(directory: Path) -> list[int]:
     (segment,) = segments(directory)
-    return [offset + size for offset, size, *_ in SegmentScan(segment.read_bytes())]
+    reader = SegmentReader(segment.read_bytes(), _StopAtDamage(), newest=True)
+    return [offset + size for offset, size, *_ in reader]
 
 
 @pytest.mark.parametrize("filler", [b"\x00", b"\xa5"])
