@@ -24,11 +24,15 @@ from engine.checks import WriteChecks, as_bytes
 from engine.compaction import CompactionOptions, CompactionReport, Compactor
 from engine.errors import CorruptionError, StorageError
 from engine.format import (
+    BATCH_COMMIT,
     BATCH_COUNT,
+    BATCH_DELETE,
+    BATCH_PUT,
+    DELETE,
     FILE_HEADER_SIZE,
     HEADER_SIZE,
     NO_EXPIRY,
-    RecordType,
+    PUT,
     decode_value,
     encode_record,
     pack_body,
@@ -52,11 +56,6 @@ from engine.writer import SegmentWriter
 
 log = logging.getLogger("seglog.engine")
 
-_PUT: Final = int(RecordType.PUT)
-_DELETE: Final = int(RecordType.DELETE)
-_BATCH_PUT: Final = int(RecordType.BATCH_PUT)
-_BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
-_BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
 _pack_body: Final = pack_body
 _pack_crc: Final = pack_crc
 
@@ -261,7 +260,7 @@ class Engine(KeyMapping):
         self._acquire()
         try:
             seq = self._seq = self._seq + 1
-            body = _pack_body(_PUT, seq, expires, len(key), len(value)) + key + value
+            body = _pack_body(PUT, seq, expires, len(key), len(value)) + key + value
             record = _pack_crc(crc32c(body)) + body
             location = self._append(record) << SIZE_BITS | len(record)
             if expires == NO_EXPIRY:
@@ -284,7 +283,7 @@ class Engine(KeyMapping):
             if key not in self._keyspace:
                 return
             self._seq += 1
-            record = encode_record(_DELETE, self._seq, NO_EXPIRY, key)
+            record = encode_record(DELETE, self._seq, NO_EXPIRY, key)
             self._keyspace.delete(key, writer.append(record) << SIZE_BITS | len(record))
             durable = writer.pos if self._always else 0
         if durable:
@@ -312,13 +311,13 @@ class Engine(KeyMapping):
             for key, value, expires in ops:
                 seq += 1
                 if value is None:
-                    body = _pack_body(_BATCH_DELETE, seq, NO_EXPIRY, len(key), 0) + key
+                    body = _pack_body(BATCH_DELETE, seq, NO_EXPIRY, len(key), 0) + key
                 else:
-                    body = _pack_body(_BATCH_PUT, seq, expires, len(key), len(value)) + key + value
+                    body = _pack_body(BATCH_PUT, seq, expires, len(key), len(value)) + key + value
                 append(_pack_crc(crc32c(body)) + body)
             self._seq = seq + 1
             count = BATCH_COUNT.pack(len(ops))
-            append(encode_record(_BATCH_COMMIT, self._seq, NO_EXPIRY, b"", count))
+            append(encode_record(BATCH_COMMIT, self._seq, NO_EXPIRY, b"", count))
             pos = writer.append(b"".join(records))
             self._keyspace.apply_batch(ops, [len(r) for r in records], pos, self._clock())
             durable = writer.pos if self._always else 0

@@ -44,6 +44,14 @@ class RecordType(IntEnum):
     BATCH_COMMIT = 5
 
 
+#: The record types as plain ints, for the hot loops: an IntEnum compares slower.
+PUT: Final = int(RecordType.PUT)
+DELETE: Final = int(RecordType.DELETE)
+BATCH_PUT: Final = int(RecordType.BATCH_PUT)
+BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
+BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
+
+
 #: The header fields after the CRC, and the whole record header including the CRC.
 _BODY: Final = struct.Struct("<BQdII")
 _CRC: Final = struct.Struct("<I")
@@ -64,8 +72,13 @@ BATCH_COUNT: Final = struct.Struct("<I")
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    """One decoded record; ``expires_at`` is 0.0 when the record never expires."""
+class DecodedRecord:
+    """One record frame decoded, value included; ``expires_at`` is NO_EXPIRY if it never expires.
+
+    Not to be confused with ``store_api.Record`` (the Store API's record) or
+    ``engine.reader.ScannedRecord`` (where a record is, and its header, without
+    the value: what the reader yields).
+    """
 
     type: RecordType
     seq: int
@@ -143,7 +156,7 @@ def parse_record(
     return rtype, seq, expires_at, klen, size
 
 
-def decode_record_at(data: bytes | memoryview, offset: int) -> tuple[Record, int] | None:
+def decode_record_at(data: bytes | memoryview, offset: int) -> tuple[DecodedRecord, int] | None:
     """Decode the whole record at ``offset`` with its size, or None if it is invalid."""
     parsed = parse_record(data, offset)
     if parsed is None:
@@ -152,7 +165,7 @@ def decode_record_at(data: bytes | memoryview, offset: int) -> tuple[Record, int
     key_end = offset + HEADER_SIZE + klen
     key = bytes(data[offset + HEADER_SIZE : key_end])
     value = bytes(data[key_end : offset + size])
-    return Record(RecordType(rtype), seq, expires_at, key, value), size
+    return DecodedRecord(RecordType(rtype), seq, expires_at, key, value), size
 
 
 _VALID_TYPES: Final = frozenset(int(t) for t in RecordType)

@@ -37,11 +37,12 @@ from crc32c import crc32c
 
 from engine.errors import CorruptionError
 from engine.format import (
+    DELETE,
     FILE_HEADER_SIZE,
     MAX_KEY_SIZE,
     NO_EXPIRY,
+    PUT,
     FileKind,
-    RecordType,
     check_file_header,
     encode_file_header,
 )
@@ -58,8 +59,6 @@ _COUNTS: Final = struct.Struct("<5Q")
 _CRC: Final = struct.Struct("<I")
 #: Bytes a hint takes besides its entries: file header, counts and CRC.
 HINT_OVERHEAD: Final = FILE_HEADER_SIZE + _COUNTS.size + _CRC.size
-_PUT: Final = int(RecordType.PUT)
-_DELETE: Final = int(RecordType.DELETE)
 _SWAP: Final = sys.byteorder != "little"
 _FIRST: Final = operator.itemgetter(0)
 #: A compacted segment is cut before it reaches this size, so that offsets fit a ref.
@@ -113,7 +112,7 @@ class Hint:
         deleted = set(self.deletes)
         expiring = self.expiring
         for i, (ref, seq, key) in enumerate(zip(self.refs, self.seqs, self.keys, strict=True)):
-            rtype = _DELETE if i in deleted else _PUT
+            rtype = DELETE if i in deleted else PUT
             yield ref >> SIZE_BITS, ref & SIZE_MASK, rtype, seq, expiring.get(i, NO_EXPIRY), key
 
 
@@ -134,7 +133,7 @@ class HintBuilder:
 
     def add(self, key: bytes, seq: int, size: int, rtype: int, expires_at: float) -> None:
         """Note the next record of the segment (a PUT or a DELETE)."""
-        if rtype == _DELETE:
+        if rtype == DELETE:
             self.deletes.append(len(self.keys))
         elif expires_at != NO_EXPIRY:
             self.expiring[len(self.keys)] = expires_at

@@ -12,7 +12,8 @@ from engine.format import FILE_HEADER_SIZE, MAX_KEY_SIZE, MAX_VALUE_SIZE
 from engine.recovery import RECOVERY_MODES, RecoveryMode
 
 SyncMode = Literal["always", "periodic", "none"]
-SYNC_MODES: Final = ("always", "periodic", "none")
+#: The sync modes, strongest first (docs/DURABILITY.md says what each promises).
+SYNC_MODES: Final[tuple[SyncMode, ...]] = ("always", "periodic", "none")
 
 #: 64 MiB: few files even for a large store, small enough to compact one at a time.
 DEFAULT_SEGMENT_SIZE: Final = 64 << 20

@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from engine.format import BATCH_COUNT, FILE_HEADER_SIZE, HEADER_SIZE, RecordType, parse_record
+from engine.format import (
+    BATCH_COMMIT,
+    BATCH_COUNT,
+    BATCH_DELETE,
+    BATCH_PUT,
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    parse_record,
+)
 
 #: One valid record as read: offset, size, type, seq, expires_at, key. A tuple, not a
 #: class: recovery makes one per record and reopening a large store is a hot path.
@@ -31,9 +39,6 @@ ScannedRecord = tuple[int, int, int, int, float, bytes]
 #: newest segment with a sector of zeros in it is space that was never written.
 SECTOR: Final = 512
 
-_BATCH_PUT: Final = int(RecordType.BATCH_PUT)
-_BATCH_DELETE: Final = int(RecordType.BATCH_DELETE)
-_BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
 
 #: Nothing but zeros after the last record of the newest segment: space reserved
 #: ahead of the writer, never written. Not damage, but the end of the log.
@@ -129,10 +134,10 @@ class SegmentReader:
             if record is not None:
                 offset += record[1]
                 rtype = record[2]
-                if rtype in (_BATCH_PUT, _BATCH_DELETE):
+                if rtype in (BATCH_PUT, BATCH_DELETE):
                     batch.append(record)
                     continue
-                if rtype == _BATCH_COMMIT:
+                if rtype == BATCH_COMMIT:
                     count = _value_of(data, record)
                     if count == BATCH_COUNT.pack(len(batch)):
                         yield from batch

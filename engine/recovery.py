@@ -23,12 +23,15 @@ from crc32c import crc32c
 
 from engine.errors import CorruptionError
 from engine.format import (
+    BATCH_COMMIT,
+    BATCH_PUT,
+    DELETE,
     HEADER_SIZE,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
     NO_EXPIRY,
+    PUT,
     RECORD_HEADER,
-    RecordType,
 )
 from engine.fs import FileSystem
 from engine.hints import Hint, read_hint
@@ -55,12 +58,6 @@ RECOVERY_MODES: Final = (
     "point_in_time",
     "skip_any_corrupted",
 )
-
-
-_PUT: Final = int(RecordType.PUT)
-_DELETE: Final = int(RecordType.DELETE)
-_BATCH_PUT: Final = int(RecordType.BATCH_PUT)
-_BATCH_COMMIT: Final = int(RecordType.BATCH_COMMIT)
 
 
 @dataclass
@@ -141,14 +138,14 @@ class _Replayer:
         if seq > self.max_seq:
             self.max_seq = seq
         location = pack_location(segment_id, offset, size)
-        if rtype == _BATCH_COMMIT:
+        if rtype == BATCH_COMMIT:
             self._kill(location)
             return
         if self._superseded(key, seq):
             self._kill(location)
             return
         self.seqs[key] = seq
-        live = (rtype in (_PUT, _BATCH_PUT)) and (expires_at == NO_EXPIRY or expires_at > self.now)
+        live = (rtype in (PUT, BATCH_PUT)) and (expires_at == NO_EXPIRY or expires_at > self.now)
         if live:
             locations = self.locations
             self._kill(locations.get(key))
@@ -185,7 +182,7 @@ class _Replayer:
         applied = 0
         while length - offset >= HEADER_SIZE:
             crc, rtype, seq, expires_at, klen, vlen = unpack(data, offset)
-            if (rtype != _PUT and rtype != _DELETE) or klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE:
+            if (rtype != PUT and rtype != DELETE) or klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE:
                 break
             size = HEADER_SIZE + klen + vlen
             end = offset + size
@@ -205,7 +202,7 @@ class _Replayer:
             if compare and self._superseded(key, seq):
                 self._kill(location)
                 continue
-            if rtype == _PUT and (expires_at == NO_EXPIRY or expires_at > now):
+            if rtype == PUT and (expires_at == NO_EXPIRY or expires_at > now):
                 old = locations.get(key)
                 locations[key] = location
                 if old is not None:

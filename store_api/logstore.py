@@ -29,9 +29,9 @@ from engine import Engine, SyncMode
 from store_api import codec
 from store_api.interface import Store
 from store_api.keys import ESCAPED_NUL, NUL, decode_key, encode_key, key_prefix, namespace, to_bytes
-from store_api.options import Options
+from store_api.options import DEFAULT_DATABASE, DEFAULT_TABLE, Options
 from store_api.paths import default_dir
-from store_api.record import NO_EXPIRY, NotFoundError, Record
+from store_api.record import FOREVER, NotFoundError, Record
 from store_api.suffix import SuffixIndex
 
 _PLAIN: Final = codec.PLAIN
@@ -64,8 +64,8 @@ class LogStore(Store):
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        database: str = "micro",
-        table: str = "micro",
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
         sync: SyncMode = "periodic",
         sync_interval: float = 1.0,
         nodes: tuple[str, ...] = (),
@@ -352,7 +352,7 @@ class LogStore(Store):
                 record.key = key
                 record.value = data[1:]
                 record.metadata = {}
-                record.expiry = NO_EXPIRY
+                record.expiry = FOREVER
                 return [record]
             decoded = self._decode(key, data, self._clock())
             if decoded is not None:

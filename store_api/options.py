@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final
 
-from engine import SyncMode
+from engine.options import SYNC_MODES, SyncMode
 
-DEFAULT_DATABASE: Final = "micro"
-DEFAULT_TABLE: Final = "micro"
-SYNC_MODES: Final = ("always", "periodic", "none")
+#: The database and the table a call uses when it names none (go-micro's default).
+DEFAULT_NAMESPACE: Final = "micro"
+DEFAULT_DATABASE: Final = DEFAULT_NAMESPACE
+DEFAULT_TABLE: Final = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)

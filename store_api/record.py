@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
-#: The expiry of a record that never expires.
-NO_EXPIRY = timedelta(0)
+#: The ``expiry`` of a record that never expires (the engine's on-disk ``NO_EXPIRY`` is 0.0).
+FOREVER: Final = timedelta(0)
 
 
 @dataclass(init=False, slots=True)
@@ -35,7 +35,7 @@ class Record:
         key: str,
         value: bytes,
         metadata: dict[str, Any] | None = None,
-        expiry: timedelta | float = NO_EXPIRY,
+        expiry: timedelta | float = FOREVER,
     ) -> None:
         self.key = key
         self.value = value

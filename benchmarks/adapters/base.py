@@ -18,12 +18,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
-SyncMode: TypeAlias = Literal["always", "periodic", "none"]
-
-#: seglog's sync modes, strongest first.
-SYNC_MODES: tuple[SyncMode, ...] = ("always", "periodic", "none")
+# Re-exported: the benchmark modules name the engine's sync modes from here.
+from engine.options import SYNC_MODES as SYNC_MODES
+from engine.options import SyncMode as SyncMode
 
 #: What each mode promises when a write returns (STORE_API.md, "Sync modes").
 MODE_PROMISE: dict[SyncMode, str] = {

@@ -313,7 +313,7 @@ EQUIVALENT: Final = {
         "a hint is checked against its CRC and its segment on every open; a hint a power "
         "cut tore or lost is ignored and its segment scanned instead (by design)"
     ),
-    "drop fsync_dir in engine.compaction.Compactor._retire": (
+    "drop fsync_dir in engine.compaction.compactor.Compactor._retire": (
         "inputs whose deletion a power cut undoes are listed as dropped in the committed "
         "manifest, and the next open deletes them again; a later commit's directory fsync "
         "makes the deletions durable first"

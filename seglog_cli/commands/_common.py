@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
+from engine.segment import LOCK_FILE, SEGMENT_SUFFIX
+from store_api.options import DEFAULT_NAMESPACE
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -37,12 +40,6 @@ LOCKED: Final = 4
 NOT_FOUND: Final = 5
 FAILED: Final = 6
 
-#: The store_api database and table used when only the other one is given.
-DEFAULT_NAMESPACE: Final = "micro"
-
-#: The store's owner lock file and segment names, as the engine writes them.
-LOCK_FILE: Final = "LOCK"
-SEGMENT_SUFFIX: Final = ".seg"
 
 Run = Callable[[argparse.Namespace], int]
 #: Told the number of bytes done so far.

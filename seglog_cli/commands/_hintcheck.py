@@ -5,18 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from typing import Final
 
 from engine.errors import CorruptionError
-from engine.format import NO_EXPIRY, RecordType
+from engine.format import DELETE, NO_EXPIRY, PUT, RecordType
 from engine.hints import Hint, decode_hint, hint_name
 from engine.reader import ScannedRecord
 from engine.segment import segment_name
 from seglog_cli.commands._common import show_bytes
 from seglog_cli.commands._walk import Damage, read_file
-
-_PUT: Final = int(RecordType.PUT)
-_DELETE: Final = int(RecordType.DELETE)
 
 
 class HintCheck:
@@ -73,7 +69,7 @@ class HintCheck:
         if self.hint is None:
             return
         offset, size, rtype, seq, expires_at, key = record
-        if rtype != _PUT or expires_at:
+        if rtype != PUT or expires_at:
             self.special[len(self.keys)] = (rtype, expires_at)
         self.keys.append(key)
         self.seqs.append(seq)
@@ -85,8 +81,8 @@ class HintCheck:
         hint = self.hint
         if hint is None or segment_damaged:
             return self.problems
-        special = {i: (_DELETE, NO_EXPIRY) for i in hint.deletes}
-        special.update((i, (_PUT, expires_at)) for i, expires_at in hint.expiring.items())
+        special = {i: (DELETE, NO_EXPIRY) for i in hint.deletes}
+        special.update((i, (PUT, expires_at)) for i, expires_at in hint.expiring.items())
         if (
             list(hint.keys) != self.keys
             or list(hint.seqs) != self.seqs
@@ -109,7 +105,7 @@ class HintCheck:
         """The noted records again, as the walk yielded them."""
         rows = zip(self.offsets, self.sizes, self.seqs, self.keys, strict=True)
         for i, (offset, size, seq, key) in enumerate(rows):
-            rtype, expires_at = self.special.get(i, (_PUT, NO_EXPIRY))
+            rtype, expires_at = self.special.get(i, (PUT, NO_EXPIRY))
             yield offset, size, rtype, seq, expires_at, key
 
 

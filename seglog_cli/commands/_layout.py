@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from engine.errors import CorruptionError
 from engine.hints import decode_hint, hint_name, parse_hint_name
 from engine.manifest import MANIFEST, MANIFEST_TMP, Manifest, decode_manifest
-from engine.segment import parse_compacted_name, parse_segment_name, segment_name
-from seglog_cli.commands._common import LOCK_FILE
+from engine.segment import LOCK_FILE, parse_compacted_name, parse_segment_name, segment_name
 from seglog_cli.commands._walk import Damage, read_file
 
 #: Notes on files that hold no live data, by what opening the store does with them.

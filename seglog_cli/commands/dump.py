@@ -13,7 +13,6 @@ import json
 import sys
 
 from seglog_cli.commands._common import (
-    DEFAULT_NAMESPACE,
     OK,
     add_common,
     open_engine,
@@ -22,6 +21,7 @@ from seglog_cli.commands._common import (
     render_bytes,
     store_namespace,
 )
+from store_api.options import DEFAULT_NAMESPACE
 
 DESCRIPTION = """\
 Write every live key and value as one JSON object a line, in key order. Bytes

@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from seglog_cli.commands._common import (
-    DEFAULT_NAMESPACE,
     NOT_FOUND,
     OK,
     USAGE,
@@ -30,6 +29,7 @@ from seglog_cli.commands._common import (
     show_text,
     store_namespace,
 )
+from store_api.options import DEFAULT_NAMESPACE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
