@@ -9,8 +9,8 @@ import pytest
 
 from engine import CorruptionError, Engine
 from engine.format import FILE_HEADER_SIZE
-from engine.testing import MemoryFileSystem
 from engine.reader import DamagedRegion, ScannedRecord, SegmentReader
+from engine.testing import MemoryFileSystem
 
 
 def segments(directory: Path) -> list[Path]:

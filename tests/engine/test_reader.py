@@ -14,7 +14,6 @@ from engine.format import (
     encode_file_header,
     encode_record,
 )
-from engine.fs import MemoryFileSystem
 from engine.reader import (
     CORRUPT,
     CORRUPT_TAIL,
@@ -30,6 +29,7 @@ from engine.reader import (
 )
 from engine.recovery import RecoveredState, recover
 from engine.segment import segment_name
+from engine.testing import MemoryFileSystem
 
 HEADER = encode_file_header(FileKind.SEGMENT)
 NOW = 1000.0

@@ -10,8 +10,8 @@ import pytest
 
 from engine import FailedError
 from engine.format import FILE_HEADER_SIZE
-from engine.fs import MemoryFileSystem, Op
 from engine.location import position
+from engine.testing import MemoryFileSystem, Op
 from engine.writer import SegmentWriter
 
 
