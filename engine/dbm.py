@@ -33,8 +33,9 @@ from collections.abc import Iterator, MutableMapping
 from types import TracebackType
 from typing import Any, Final, Literal
 
-from engine.engine import LOCK_FILE, Engine
+from engine.engine import Engine
 from engine.errors import StorageError
+from engine.segment import LOCK_FILE
 
 Flag = Literal["r", "w", "c", "n"]
 _FLAGS: Final = ("r", "w", "c", "n")
