@@ -30,7 +30,10 @@ The pieces (see docs/CRASH_TESTING.md for a guide):
 True
 """
 
+from engine.testing.actions import Action, quiet_logs, read_store, vocabulary, workloads
+from engine.testing.checker import Checker, Figures, Violation
 from engine.testing.clock import ManualClock
+from engine.testing.driver import Driver
 from engine.testing.memfs import Inode, MemoryFileSystem, Op
 from engine.testing.oracle import Bounds, History, Model, visible
 from engine.testing.simulator import (
@@ -38,23 +41,11 @@ from engine.testing.simulator import (
     POWER_KINDS,
     CrashSimulator,
     CrashState,
-    DiskImage,
     Limits,
     SimulatedCrash,
-    Tracker,
     crash_states_of,
 )
-from engine.testing.workloads import (
-    Action,
-    Checker,
-    Driver,
-    Figures,
-    Violation,
-    quiet_logs,
-    read_store,
-    vocabulary,
-    workloads,
-)
+from engine.testing.tracker import DiskImage, Tracker
 
 __all__ = [
     "CRASH_KINDS",

@@ -24,16 +24,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from engine.options import SyncMode
+from engine.testing.actions import Action, quiet_logs, vocabulary, workloads
+from engine.testing.checker import Checker, Figures
 from engine.testing.mutants import EQUIVALENT, Mutant, SiteRecorder, applied, counted, mutants_for
 from engine.testing.simulator import CRASH_KINDS, Limits
-from engine.testing.workloads import (
-    Action,
-    Checker,
-    Figures,
-    quiet_logs,
-    vocabulary,
-    workloads,
-)
 
 MODES: Final[tuple[SyncMode, ...]] = ("always", "none")
 #: A store holding both keys across two segments when the workload starts.

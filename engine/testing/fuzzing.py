@@ -37,8 +37,8 @@ from engine.format import (
 )
 from engine.recovery import RECOVERY_MODES
 from engine.segment import segment_name
+from engine.testing.actions import open_engine
 from engine.testing.memfs import Inode, MemoryFileSystem
-from engine.testing.workloads import open_engine
 
 DIRECTORY: Final = "/fuzz"
 _KEYS: Final = (b"a", b"b", b"k" * 7, b"\x00", b"\xff\xfe")

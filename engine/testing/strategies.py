@@ -1,4 +1,4 @@
-"""Hypothesis strategies for crash testing (needs the ``hypothesis`` package).
+"""Hypothesis strategies for crash testing (needs Hypothesis: ``pip install 'seglog[testing]'``).
 
 ``actions()`` draws seglog workload actions over a small key set, so that
 operations collide; ``crash_state(sim)`` draws one of the states a crash at
@@ -16,12 +16,20 @@ import os
 from collections.abc import Sequence
 from typing import Final
 
-from hypothesis import HealthCheck, note, settings
-from hypothesis import strategies as st
+try:
+    from hypothesis import HealthCheck, note, settings
+    from hypothesis import strategies as st
+except ModuleNotFoundError as missing:  # the rest of engine.testing works without it
+    if missing.name != "hypothesis":
+        raise
+    raise ImportError(
+        "engine.testing.strategies needs Hypothesis, which the 'testing' extra installs: "
+        "pip install 'seglog[testing]'"
+    ) from missing
 
+from engine.testing.actions import Action
 from engine.testing.fuzzing import Recipe
 from engine.testing.simulator import CRASH_KINDS, CrashSimulator, CrashState
-from engine.testing.workloads import Action
 
 KEYS: Final = (b"a", b"b", b"c")
 

@@ -1,273 +1,50 @@
-"""Workloads against seglog's engine on a crash simulator, and the checks after each crash.
+"""The checker of seglog's crash workloads: reopens every crash state and checks it.
 
-An ``Action`` is one call a workload makes (put, put with a TTL, delete,
-batch, sync, clock advance, reopen, compact). A ``Driver`` runs actions on an
-``Engine`` over a ``CrashSimulator`` and keeps the oracle's ``History``. A
-``Checker`` takes crash states, reopens each one and checks it against the
-history, then probes further: crashes during that recovery, a second recovery
-(it must change nothing), and a write after recovery that must survive the
-next crash. Recovery outcomes are cached per distinct disk image, so many crash
-states cost one recovery.
+A ``Checker`` runs a workload through a ``Driver``, takes every crash state at
+every file operation, reopens each one and checks it against the history, then
+probes further: crashes during that recovery, a second recovery (it must
+change nothing), and a write after recovery that must survive the next crash.
+Recovery outcomes are cached per distinct disk image, so many crash states
+cost one recovery.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from engine.engine import Engine
 from engine.fs import FileSystem
 from engine.hints import HINT_SUFFIX
 from engine.options import SyncMode
+from engine.testing.actions import (
+    PATH,
+    PROBE_KEY,
+    PROBE_VALUE,
+    SEGMENT_SIZE,
+    Action,
+    Wrap,
+    open_engine,
+    read_store,
+)
 from engine.testing.clock import ManualClock
+from engine.testing.driver import Driver
 from engine.testing.memfs import MemoryFileSystem, Op
-from engine.testing.oracle import Bounds, History, Model, visible
+from engine.testing.oracle import Bounds, History, Model
 from engine.testing.simulator import (
     CRASH_KINDS,
     CrashSimulator,
     CrashState,
-    DiskImage,
     Limits,
-    Tracker,
     crash_states_of,
 )
+from engine.testing.tracker import DiskImage, Tracker
 
-PATH: Final = "/db"
-#: Record sizes are chosen so that a segment holds two puts: rollovers happen early.
-SEGMENT_SIZE: Final = 128
-VALUE_SIZE: Final = 26
-TTL: Final = 5.0
-ADVANCE: Final = 10.0
-#: The write after recovery: the same size as a workload's put, so that it lands exactly
-#: where a put recovery dropped had been (and a tail recovery failed to cut shows).
-PROBE_KEY: Final = b"z"
-PROBE_VALUE: Final = b"after recovery".ljust(VALUE_SIZE, b".")
 #: Crash kinds tried at every file operation of a recovery.
 RECOVERY_CRASH_KINDS: Final = ("process", "power/prefix", "power/torn-cut", "power/drop-one")
-
-Wrap = Callable[[FileSystem], FileSystem]
-
-
-def open_engine(path: str, fs: FileSystem, **options: Any) -> Engine:
-    """``Engine.open`` with no background work the simulation cannot schedule.
-
-    Automatic compaction is switched off: compaction runs as an explicit
-    ``compact`` action instead, at a known point.
-    """
-    options.setdefault("auto_compact", False)
-    return Engine.open(path, fs=fs, **options)
-
-
-@dataclass(frozen=True)
-class Action:
-    """One call of a workload. Values are made unique when the action runs."""
-
-    kind: str
-    key: bytes = b""
-    #: For a batch: (key, is_put) pairs.
-    items: tuple[tuple[bytes, bool], ...] = ()
-
-    def __str__(self) -> str:
-        if self.kind == "batch":
-            return (
-                "batch(" + " ".join(f"{'+' if p else '-'}{k.decode()}" for k, p in self.items) + ")"
-            )
-        return f"{self.kind} {self.key.decode()}" if self.key else self.kind
-
-
-def vocabulary(
-    keys: Sequence[bytes] = (b"a", b"b"), *, compact: bool = True, batch: bool = False
-) -> list[Action]:
-    """The actions of the exhaustive tier: every write kind on every key, and the rest."""
-    actions = [Action(kind, key) for kind in ("put", "put_ttl", "delete") for key in keys]
-    actions += [Action("sync"), Action("advance"), Action("reopen")]
-    if compact:
-        actions.append(Action("compact"))
-    if batch:
-        actions.append(Action("batch", items=((keys[0], True), (keys[-1], False))))
-    return actions
-
-
-def workloads(actions: Sequence[Action], max_length: int) -> Iterator[tuple[Action, ...]]:
-    """Every sequence of ``actions`` of length 0 to ``max_length``."""
-    for length in range(max_length + 1):
-        yield from itertools.product(actions, repeat=length)
-
-
-def read_store(db: Engine, keys: Iterable[bytes]) -> dict[bytes, bytes]:
-    """What the store shows: a full scan, cross-checked key by key with ``get``."""
-    contents = dict(db.scan())
-    for key in set(keys) | set(contents):
-        got = db.get(key)
-        if got != contents.get(key):
-            raise AssertionError(f"get({key!r}) = {got!r} but scan shows {contents.get(key)!r}")
-    return contents
-
-
-# ------------------------------------------------------------------- the driver
-
-
-@dataclass
-class Mark:
-    """Where one action's file operations start and end in the journal, and its bounds."""
-
-    action: str
-    start: int
-    end: int
-    acked: int
-    durable_before: int
-    durable_after: int
-    now: float
-
-
-class Driver:
-    """Runs actions on an engine over a simulator, keeping the history and journal marks."""
-
-    def __init__(
-        self,
-        sim: CrashSimulator,
-        *,
-        sync: SyncMode,
-        history: History | None = None,
-        clock: ManualClock | None = None,
-        segment_size: int = SEGMENT_SIZE,
-        wrap: Wrap | None = None,
-        path: str = PATH,
-    ) -> None:
-        self.sim = sim
-        self.sync: SyncMode = sync
-        self.history = history or History()
-        self.clock = clock or ManualClock()
-        self.segment_size = segment_size
-        self.wrap = wrap
-        self.path = path
-        self.db: Engine | None = None
-        self.marks: list[Mark] = []
-        self.serial = itertools.count()
-
-    def engine_fs(self, fs: MemoryFileSystem) -> FileSystem:
-        return self.wrap(fs) if self.wrap is not None else fs
-
-    def open_engine(self, fs: MemoryFileSystem) -> Engine:
-        return open_engine(
-            self.path,
-            self.engine_fs(fs),
-            sync=self.sync,
-            clock=self.clock,
-            segment_size=self.segment_size,
-        )
-
-    def value(self, key: bytes) -> bytes:
-        return f"{key.decode()}={next(self.serial)}:".encode().ljust(VALUE_SIZE, b".")
-
-    def open(self) -> None:
-        self._run("open", dict(self.history.current), False, self._open)
-
-    def _open(self) -> None:
-        self.db = self.open_engine(self.sim.fs)
-
-    def run(self, action: Action) -> None:
-        """Run ``action``; the history learns it first as in flight, then acknowledged."""
-        model: Model = dict(self.history.current)
-        now = self.clock.now
-        always = self.sync == "always"
-        kind = action.kind
-        if kind == "reopen":
-            self._run("close", model, True, self._close)
-            self.open()
-            return
-        db = self.db
-        assert db is not None
-        call: Callable[[], Any]
-        durable = False
-        if kind == "put":
-            value = self.value(action.key)
-            model[action.key] = (value, 0.0)
-            call, durable = (lambda: db.put(action.key, value)), always
-        elif kind == "put_ttl":
-            value = self.value(action.key)
-            model[action.key] = (value, now + TTL)
-            call, durable = (lambda: db.put(action.key, value, ttl=TTL)), always
-        elif kind == "delete":
-            durable = always and action.key in visible(model, now)
-            model.pop(action.key, None)
-            call = lambda: db.delete(action.key)  # noqa: E731
-        elif kind == "batch":
-            staged = []
-            for key, is_put in action.items:
-                value = self.value(key) if is_put else b""
-                staged.append((key, value if is_put else None))
-                if is_put:
-                    model[key] = (value, 0.0)
-                else:
-                    model.pop(key, None)
-            call, durable = (lambda: _commit(db, staged)), always
-        elif kind == "sync":
-            call, durable = db.sync, True
-        elif kind == "advance":
-            call = lambda: self.clock.advance(ADVANCE)  # noqa: E731
-        elif kind == "compact":
-            call = getattr(db, "compact")  # noqa: B009
-        else:
-            raise ValueError(f"unknown action {action}")
-        self._run(str(action), model, durable, call)
-
-    def _close(self) -> None:
-        assert self.db is not None
-        self.db.close()
-        self.db = None
-
-    def _run(self, label: str, model: Model, durable: bool, call: Callable[[], Any]) -> None:
-        history = self.history
-        start = self.sim.ops
-        before, now = history.durable, self.clock.now
-        history.begin(label, model)
-        call()
-        history.ack(durable=durable)
-        self.marks.append(
-            Mark(label, start, self.sim.ops, history.acked - 1, before, history.durable, now)
-        )
-
-    def crash_points(self) -> Iterator[tuple[int, Bounds, Bounds, str]]:
-        """Every journal position with its (process, power) bounds and a description."""
-        position = 0
-        acked, durable, now = self.history.acked, self.history.durable, self.clock.now
-        if self.marks:
-            first = self.marks[0]
-            acked, durable, now = first.acked, first.durable_before, first.now
-        for mark in self.marks:
-            while position < mark.end:
-                inside = position > mark.start
-                high = mark.acked + (1 if inside else 0)
-                where = f"inside {mark.action!r} after {position - mark.start} ops"
-                if not inside:
-                    where = f"before {mark.action!r}"
-                yield (
-                    position,
-                    Bounds(mark.acked, high, mark.now),
-                    Bounds(mark.durable_before, high, mark.now),
-                    where,
-                )
-                position += 1
-            acked, durable, now = mark.acked + 1, mark.durable_after, mark.now
-        yield position, Bounds(acked, acked, now), Bounds(durable, acked, now), "at the end"
-
-
-def _commit(db: Engine, staged: list[tuple[bytes, bytes | None]]) -> None:
-    with db.batch() as batch:
-        for key, value in staged:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-
-
-# ------------------------------------------------------------------ the checker
 
 
 @dataclass
@@ -557,17 +334,3 @@ def _without(image: DiskImage, paths: list[str]) -> DiskImage:
 
 def _frozen(contents: dict[bytes, bytes] | str) -> object:
     return contents if isinstance(contents, str) else frozenset(contents.items())
-
-
-@contextlib.contextmanager
-def quiet_logs() -> Iterator[None]:
-    """Silence seglog's recovery warnings while thousands of crash states are opened."""
-    import logging
-
-    logger = logging.getLogger("seglog")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
