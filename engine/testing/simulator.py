@@ -1,10 +1,10 @@
 """The crash simulator: every disk state a real machine could be left in after a crash.
 
 A ``CrashSimulator`` owns a ``MemoryFileSystem`` and reads its journal of
-operations. Its ``Tracker`` (``engine.testing.tracker``) follows, for every file, what a power cut would keep (the bytes
-as of the file's last fsync, the names as of each directory's last fsync) and
-the operations still pending since then, in the order they were issued. From
-that it produces crash states:
+operations. Its ``Tracker`` (``engine.testing.tracker``) follows, for every
+file, what a power cut would keep (the bytes as of the file's last fsync, the
+names as of each directory's last fsync) and the operations still pending
+since then, in the order they were issued. From that it produces crash states:
 
 ``process``
     SIGKILL: the OS keeps everything written, stores into shared mappings
