@@ -20,6 +20,7 @@ from crc32c import crc32c
 
 from engine.background import start_polling
 from engine.batch import Batch
+from engine.checkpoint import CheckpointReport, Progress, Reuse, refuse_incomplete, take_checkpoint
 from engine.checks import WriteChecks, as_bytes
 from engine.compaction import CompactionOptions, CompactionReport, Compactor
 from engine.errors import CorruptionError, StorageError
@@ -193,6 +194,7 @@ class Engine(KeyMapping):
         """Rebuild the index from disk and reopen the newest segment for appending."""
         started = time.perf_counter()
         writer = self._writer
+        refuse_incomplete(writer.fs, self.path)
         compacted = self._compactor.open_directory()
         ids = list_segments(writer.fs, self.path)
         state = recover(
@@ -498,6 +500,34 @@ class Engine(KeyMapping):
             raise self._writer.error
         report = self._compactor.compact()
         return report if report is not None else CompactionReport("explicit")
+
+    def checkpoint(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        link: bool = True,
+        reuse: Reuse | None = None,
+        progress: Progress | None = None,
+    ) -> CheckpointReport:
+        """Copy the store as of this instant into the new directory ``dest``; writes go on.
+
+        Sealed files are hard linked (copied on another file system, or if
+        ``link`` is False; ``reuse`` may name an identical file to link
+        instead, as incremental backups do), the active segment is copied up
+        to the last write, made durable first. ``dest`` opens as a store
+        holding exactly the writes up to the report's ``sequence``. Until the
+        copy is complete and durable, ``dest`` holds a marker that makes
+        ``Engine.open`` refuse it. See ``engine.checkpoint``.
+        """
+        return take_checkpoint(
+            self._writer,
+            self._compactor,
+            lambda: self._seq,
+            os.fspath(dest),
+            link=link,
+            reuse=reuse,
+            progress=progress,
+        )
 
     def stats(self) -> EngineStats:
         """Keys, segments with live and dead bytes, writes, fsyncs, and what recovery did."""

@@ -1,8 +1,8 @@
 """The file-system seam: the only code that touches the OS for data files.
 
 The engine asks a ``FileSystem`` for everything: append handles, positional
-reads, fsync of files and directories, rename, unlink, truncate and the owner
-lock. ``OSFileSystem`` is the real backend. The in-memory backend that tracks
+reads, fsync of files and directories, rename, unlink, hard links, truncate and
+the owner lock. ``OSFileSystem`` is the real backend. The in-memory backend that tracks
 what a crash would keep, ``MemoryFileSystem``, is a testing tool and lives in
 ``engine.testing.memfs``.
 """
@@ -127,6 +127,10 @@ class FileSystem(Protocol):
         """Remove file ``path``."""
         ...
 
+    def link(self, src: str, dst: str) -> None:
+        """Make ``dst`` a hard link to file ``src``; OSError (``EXDEV``) across file systems."""
+        ...
+
     def fsync_dir(self, path: str) -> None:
         """Make the directory's entries (creates, renames, unlinks) durable."""
         ...
@@ -226,6 +230,9 @@ class OSFileSystem:
 
     def unlink(self, path: str) -> None:
         os.unlink(path)
+
+    def link(self, src: str, dst: str) -> None:
+        os.link(src, dst)
 
     def fsync_dir(self, path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -22,6 +22,10 @@ install (in small slices) and to stop reading the inputs, never while copying:
    and its copy just counts as dead.
 5. **Retire**: stop reading the inputs, delete them, fsync the directory.
 
+Steps 3 to 5 hold a lock of their own, which a checkpoint takes
+(``files_held``) so that the files it links are neither replaced nor deleted
+under it.
+
 A crash anywhere leaves a state that ``open_manifest`` finishes: before the
 commit the outputs are leftovers and the inputs are whole; after it, the
 outputs are live and any input still present is deleted. Recovery resolves
@@ -36,7 +40,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from engine.background import start_polling
@@ -94,6 +98,8 @@ class Compactor:
         self.count = 0
         self._stopping = threading.Event()
         self._running = threading.Lock()
+        #: Held from the commit to the deletion of the inputs: ``files_held`` waits for it.
+        self._replacing = threading.Lock()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -131,6 +137,18 @@ class Compactor:
     def stopping(self) -> bool:
         """Whether the store is closing (a compaction in flight abandons)."""
         return self._stopping.is_set()
+
+    @contextlib.contextmanager
+    def files_held(self) -> Iterator[Manifest]:
+        """Hold off compactions' commits and deletions meanwhile; yield the committed manifest.
+
+        While held, the manifest and the sealed segments the writer reads are
+        the same set of files and none of them is deleted (a checkpoint links
+        them). A compaction may go on rewriting; it waits before its commit.
+        Take it before the write lock, never inside it.
+        """
+        with self._replacing:
+            yield self.manifest
 
     @property
     def running(self) -> bool:
@@ -194,9 +212,10 @@ class Compactor:
                 if isinstance(exc, OSError):
                     raise StorageError(f"{self.directory}: compaction failed: {exc}") from exc
                 raise
-            self._commit(plan, rewrite)
-            self._install(rewrite)
-            self._retire(plan)
+            with self._replacing:
+                self._commit(plan, rewrite)
+                self._install(rewrite)
+                self._retire(plan)
             report.segments_out = [segment_name(o.segment_id) for o in rewrite.outputs]
             report.bytes_after = sum(o.size + o.hint_bytes for o in rewrite.outputs)
             report.hint_bytes = sum(o.hint_bytes for o in rewrite.outputs)

@@ -232,6 +232,16 @@ class MemoryFileSystem:
         self._record(("unlink", path))
         del self.files[path]
 
+    def link(self, src: str, dst: str) -> None:
+        src, dst = os.path.normpath(src), os.path.normpath(dst)
+        inode = self._inode(src)
+        if dst in self.files:
+            raise FileExistsError(errno.EEXIST, "file exists", dst)
+        if os.path.dirname(dst) not in self.dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", dst)
+        self._record(("link", src, dst))
+        self.files[dst] = inode
+
     def fsync_dir(self, path: str) -> None:
         path = os.path.normpath(path)
         self._record(("fsync_dir", path))

@@ -268,6 +268,9 @@ class MutantFileSystem:
     def unlink(self, path: str) -> None:
         self._interceptor.run("unlink", lambda: self.inner.unlink(path))
 
+    def link(self, src: str, dst: str) -> None:
+        self._interceptor.run("link", lambda: self.inner.link(src, dst))
+
     def fsync_dir(self, path: str) -> None:
         self._interceptor.run("fsync_dir", lambda: self.inner.fsync_dir(path))
 

@@ -67,7 +67,7 @@ class Pending(NamedTuple):
     """One operation not yet made durable, in issue order.
 
     Data ops (``write``, ``allocate``, ``truncate``) name an inode and become
-    durable with its fsync; namespace ops (``create``, ``rename``, ``unlink``,
+    durable with its fsync; namespace ops (``create``, ``rename``, ``link``, ``unlink``,
     ``mkdir``) name a directory and become durable with its fsync.
     """
 
@@ -202,6 +202,11 @@ class Tracker:
             ino = self.names.pop(path)
             self.names[dst] = ino
             self.pending.append(Pending("rename", ino, os.path.dirname(dst), path, dst))
+        elif name == "link":
+            dst = str(op[2])
+            ino = self._ino(path)
+            self.names[dst] = ino
+            self.pending.append(Pending("link", ino, os.path.dirname(dst), path, dst))
         elif name == "unlink":
             del self.names[path]
             self.pending.append(Pending("unlink", -1, os.path.dirname(path), path))
@@ -287,6 +292,8 @@ def _redo(
         names[entry.path] = entry.ino
     elif name == "rename":
         names.pop(entry.path, None)
+        names[entry.dst] = entry.ino
+    elif name == "link":
         names[entry.dst] = entry.ino
     elif name == "unlink":
         names.pop(entry.path, None)
