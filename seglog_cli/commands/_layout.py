@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from engine.checkpoint import MARKER
 from engine.errors import CorruptionError
 from engine.hints import decode_hint, hint_name, parse_hint_name
 from engine.manifest import MANIFEST, MANIFEST_TMP, Manifest, decode_manifest
@@ -19,6 +20,7 @@ from seglog_cli.commands._walk import Damage, read_file
 #: Notes on files that hold no live data, by what opening the store does with them.
 _LEFTOVER = "left by a compaction that never committed; opening deletes it"
 _DROPPED = "an input that the last compaction replaced; opening deletes it"
+_INCOMPLETE = "a checkpoint or restore that never finished: files may be missing; opening refuses"
 
 
 @dataclass
@@ -81,6 +83,8 @@ def read_layout(directory: str) -> Layout:
             continue  # checked with its segment
         elif compacted is not None or hinted is not None or name == MANIFEST_TMP:
             layout.notes.append(f"{name}: {_LEFTOVER}")
+        elif name == MARKER:
+            layout.problems.append(Damage(name, 0, 0, "incomplete-checkpoint", _INCOMPLETE))
         elif name.endswith(".quarantined"):
             layout.notes.append(f"{name}: moved aside by point-in-time recovery; not read")
         elif name not in (LOCK_FILE, MANIFEST):
