@@ -12,8 +12,8 @@ from backup_helpers import Writers, prefix_problems
 
 from engine import ClosedError, Engine
 from engine.checkpoint import MARKER, IncompleteCheckpointError
-from engine.testing.memfs import MemoryFileSystem, Op
 from engine.manifest import MANIFEST
+from engine.testing.memfs import MemoryFileSystem, Op
 
 
 def fill(db: Engine, count: int, *, prefix: str = "k", size: int = 40) -> dict[bytes, bytes]:
