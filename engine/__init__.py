@@ -8,6 +8,7 @@ b'hello'
 """
 
 from engine.batch import Batch
+from engine.checkpoint import CheckpointReport, IncompleteCheckpointError
 from engine.engine import Engine
 from engine.errors import ClosedError, CorruptionError, FailedError, LockedError, StorageError
 from engine.options import EngineOptions, SyncMode
@@ -15,11 +16,13 @@ from engine.recovery import RecoveryMode
 
 __all__ = [
     "Batch",
+    "CheckpointReport",
     "ClosedError",
     "CorruptionError",
     "Engine",
     "EngineOptions",
     "FailedError",
+    "IncompleteCheckpointError",
     "LockedError",
     "RecoveryMode",
     "StorageError",

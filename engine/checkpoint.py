@@ -116,10 +116,16 @@ def take_checkpoint(
 
     ``sequence`` reads the store's last sequence number (called under the
     write lock). Raises ValueError if ``dest`` is not a missing or empty
-    directory, and the writer's error if the store has failed or closed.
+    directory outside the store's, and the writer's error if the store has
+    failed or closed (before anything is written).
     """
     started = time.perf_counter()
     fs = writer.fs
+    if writer.error is not None:
+        raise writer.error
+    inside = os.path.relpath(os.path.abspath(dest), os.path.abspath(writer.directory))
+    if inside.split(os.sep)[0] != os.pardir:
+        raise ValueError(f"{dest}: inside the store's own directory {writer.directory}")
     copier = FileCopier(fs, writer.directory, dest, link=link, reuse=reuse, progress=progress)
     copier.begin()
     with compactor.files_held() as manifest:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, Final
 
-from engine import Engine, SyncMode
+from engine import CheckpointReport, Engine, SyncMode
 from store_api import codec
 from store_api.interface import Store
 from store_api.keys import ESCAPED_NUL, NUL, decode_key, encode_key, key_prefix, namespace, to_bytes
@@ -131,6 +131,17 @@ class LogStore(Store):
                 self._suffixes = {}
             if db is not None:
                 db.close()
+
+    def checkpoint(self, dest: str | os.PathLike[str]) -> CheckpointReport:
+        """Copy the store as of this instant into the new directory ``dest``; writes go on.
+
+        ``Engine.checkpoint``: sealed files hard linked (copied on another
+        file system), the active segment copied up to the last write. ``dest``
+        opens as a ``LogStore`` holding exactly the writes up to the report's
+        ``sequence``; a copy cut short is marked and refused by open.
+        Reconnects first if disconnected.
+        """
+        return self._reconnect().checkpoint(dest)
 
     @property
     def connected(self) -> bool:

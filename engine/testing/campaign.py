@@ -19,9 +19,9 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from engine.options import SyncMode
 from engine.testing.actions import Action, quiet_logs, vocabulary, workloads
@@ -109,15 +109,26 @@ def _run_chunk(args: tuple[Setting, SyncMode, Start]) -> Figures:
     return checker.figures
 
 
-def exhaustive(setting: Setting, *, processes: int = 1) -> Figures:
-    """Run every workload of ``setting``, crashed at every file operation, every crash kind."""
-    started = time.perf_counter()
+Chunk = TypeVar("Chunk")
+
+
+def in_chunks(
+    setting: Setting,
+    run: Callable[[tuple[Setting, SyncMode, Start]], Chunk],
+    processes: int = 1,
+) -> list[Chunk]:
+    """``run`` on each independent part of ``setting``'s plan, in ``processes`` processes."""
     jobs = [(setting, mode, start) for mode, start in setting.chunks()]
     if processes > 1 and len(jobs) > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
-            parts = pool.map(_run_chunk, jobs, chunksize=1)
-    else:
-        parts = [_run_chunk(job) for job in jobs]
+            return pool.map(run, jobs, chunksize=1)
+    return [run(job) for job in jobs]
+
+
+def exhaustive(setting: Setting, *, processes: int = 1) -> Figures:
+    """Run every workload of ``setting``, crashed at every file operation, every crash kind."""
+    started = time.perf_counter()
+    parts = in_chunks(setting, _run_chunk, processes)
     figures = Figures()
     for part in parts:
         figures.merge(part)

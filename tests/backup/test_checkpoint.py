@@ -141,6 +141,16 @@ def test_a_closed_store_refuses(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ClosedError):
         db.checkpoint(tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_dest_inside_the_store_is_refused(tmp_path: Path) -> None:
+    with Engine.open(tmp_path / "src") as db:
+        for inside in (tmp_path / "src", tmp_path / "src" / "copy"):
+            with pytest.raises(ValueError, match="inside the store"):
+                db.checkpoint(inside)
+        db.checkpoint(tmp_path / "src-copy")  # a sibling whose name starts alike is fine
+    assert sorted(os.listdir(tmp_path)) == ["src", "src-copy"]
 
 
 def test_a_checkpoint_cut_short_is_marked_and_refused_by_open() -> None:

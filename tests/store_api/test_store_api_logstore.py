@@ -654,3 +654,18 @@ def test_expiry_on_the_fake_clock_reaches_the_engine(log_store: LogStore, clock:
     assert len(log_store._db) == 1
     clock.advance(5)
     assert len(log_store._db) == 0
+
+
+def test_checkpoint_opens_as_a_store_holding_the_writes_so_far(
+    log_store: LogStore, tmp_path: Path
+) -> None:
+    log_store.write(Record("ada", b"mathematician", {"born": 1815}))
+    log_store.write(Record("grace", b"admiral"))
+    log_store.disconnect()  # a checkpoint reconnects first
+    report = log_store.checkpoint(tmp_path / "copy")
+    log_store.write(Record("later", b"not in the copy"))
+    log_store.delete("grace")
+    assert report.sequence == 2
+    with LogStore(tmp_path / "copy") as copy:
+        assert [r.key for r in copy.read("", prefix=True)] == ["ada", "grace"]
+        assert copy.read("ada")[0].metadata == {"born": 1815}
