@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     if args.source is None and args.keep is not None:
         raise Refusal(USAGE, "--keep prunes after a backup: give SRC")
     backups = BackupSet(args.backups)
+    if args.source is not None:
+        inside = os.path.relpath(backups.path, os.path.abspath(args.source))
+        if inside.split(os.sep)[0] != os.pardir:
+            raise Refusal(USAGE, f"{backups.path}: inside the store {args.source}")
     document: dict[str, Any] = {"path": backups.path}
     status = OK
     if args.source is not None:

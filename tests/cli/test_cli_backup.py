@@ -127,3 +127,5 @@ def test_bad_usage_is_refused_with_one_line(cli: Cli, store: Path, tmp_path: Pat
     done = cli("restore", backups, tmp_path / "full")
     assert done.status == 2 and (tmp_path / "full" / "mine").read_text() == "mine"
     assert cli("backup", tmp_path / "nowhere", backups).status == 3
+    assert cli("backup", store, store / "backups").status == 2
+    assert not (store / "backups").exists()
