@@ -33,7 +33,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -249,25 +249,47 @@ class FileCopier:
         return True
 
     def _copy(self, src: str, dst: str, size: int) -> None:
-        data = memoryview(self.fs.read_file(src))[:size]
-        if len(data) < size:
-            raise StorageError(f"{src}: {len(data)} bytes, {size} expected")
-        self.write(os.path.basename(dst), data)
+        self.write(os.path.basename(dst), self._chunks(src, size))
 
-    def write(self, name: str, data: bytes | memoryview) -> None:
-        """Write a new file ``name`` in ``dest`` holding ``data``, and fsync it."""
-        handle = self.fs.open(os.path.join(self.dest, name), create=True)
+    def _chunks(self, src: str, size: int) -> Iterator[bytes]:
+        """The first ``size`` bytes of ``src``, a chunk at a time.
+
+        A whole file is read as such (that works on a read-only store); a
+        prefix, such as the active segment's, is read with ``pread`` so the
+        preallocated rest is never read.
+        """
+        if _size(self.fs, src) == size:
+            data = memoryview(self.fs.read_file(src))
+            for start in range(0, size, COPY_CHUNK):
+                yield bytes(data[start : start + COPY_CHUNK])
+            return
+        handle = self.fs.open(src)
         try:
-            done = 0
-            while done < len(data):
-                done += handle.write(bytes(data[done : done + COPY_CHUNK]))
+            for start in range(0, size, COPY_CHUNK):
+                chunk = handle.pread(min(COPY_CHUNK, size - start), start)
+                if not chunk:
+                    raise StorageError(f"{src}: ends at {start} bytes, {size} expected")
+                yield chunk
+        finally:
+            handle.close()
+
+    def write(self, name: str, data: bytes | Iterable[bytes]) -> None:
+        """Write a new file ``name`` in ``dest`` holding ``data`` (bytes or chunks); fsync it."""
+        chunks = [data] if isinstance(data, bytes) else data
+        handle = self.fs.open(os.path.join(self.dest, name), create=True)
+        done = 0
+        try:
+            for chunk in chunks:
+                while chunk:
+                    written = handle.write(chunk)
+                    chunk, done = chunk[written:], done + written
                 if self.progress is not None:
                     self.progress(self.bytes_linked + self.bytes_copied + done)
             handle.fsync()
         finally:
             handle.close()
         self.files_copied += 1
-        self.bytes_copied += len(data)
+        self.bytes_copied += done
 
     def _advance(self) -> None:
         if self.progress is not None:

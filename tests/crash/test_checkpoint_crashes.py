@@ -12,7 +12,7 @@ that drops a step its correctness rests on.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -60,12 +60,12 @@ def test_the_sample_passes_as_the_checkpoint_is(monkeypatch: pytest.MonkeyPatch)
     assert not problems_with(monkeypatch, "write", None)
 
 
-def _unfsynced_write(self: FileCopier, name: str, data: bytes | memoryview) -> None:
+def _unfsynced_write(self: FileCopier, name: str, data: bytes | Iterable[bytes]) -> None:
     handle = self.fs.open(os.path.join(self.dest, name), create=True)
-    handle.write(bytes(data))  # no fsync: a power cut can empty a "complete" copy
+    for chunk in [data] if isinstance(data, bytes) else data:
+        self.bytes_copied += handle.write(chunk)  # no fsync: a power cut can empty the copy
     handle.close()
     self.files_copied += 1
-    self.bytes_copied += len(data)
 
 
 def _unmark_before_dir_fsync(self: FileCopier) -> None:
@@ -76,7 +76,7 @@ def _unmark_before_dir_fsync(self: FileCopier) -> None:
 _real_write = FileCopier.write
 
 
-def _no_manifest(self: FileCopier, name: str, data: bytes | memoryview) -> None:
+def _no_manifest(self: FileCopier, name: str, data: bytes | Iterable[bytes]) -> None:
     if name != "MANIFEST":  # compacted segments without a manifest: open refuses
         _real_write(self, name, data)
 
