@@ -13,6 +13,9 @@ The pieces (see docs/CRASH_TESTING.md for a guide):
   checks that recovered contents equal the state after a legal prefix.
 * ``Action``, ``Driver``, ``Checker``: seglog's own workloads, crashed at every
   file operation and checked (the exhaustive tier of ``make crashtest``).
+* ``CheckpointProbe`` (in ``engine.testing.checkpoints``): a checkpoint at
+  every point of those workloads, each crashed at every one of its own file
+  operations (docs/DURABILITY.md, "Checkpoints and backups").
 * ``MutantFileSystem`` and ``MUTANTS`` (in ``engine.testing.mutants``): the
   engine with one fsync, directory fsync or ordering step removed, to show the
   checks catch it.

@@ -32,22 +32,23 @@ from typing import Final
 from engine.checkpoint import MARKER, IncompleteCheckpointError
 from engine.engine import Engine
 from engine.options import SyncMode
-from engine.testing.campaign import Setting, Start, in_chunks
-from engine.testing.clock import ManualClock
-from engine.testing.memfs import Inode, Op
-from engine.testing.oracle import visible
-from engine.testing.simulator import CrashSimulator, DiskImage, Limits, crash_states_of
-from engine.testing.workloads import (
+from engine.testing.actions import (
     PROBE_KEY,
     SEGMENT_SIZE,
     Action,
-    Driver,
     open_engine,
     quiet_logs,
     read_store,
     vocabulary,
     workloads,
 )
+from engine.testing.campaign import Setting, Start, in_chunks
+from engine.testing.clock import ManualClock
+from engine.testing.driver import Driver
+from engine.testing.memfs import Inode, Op
+from engine.testing.oracle import visible
+from engine.testing.simulator import CrashSimulator, Limits, crash_states_of
+from engine.testing.tracker import DiskImage
 
 #: Where the probe's checkpoints go (each removed once checked), and where one is opened.
 CHECKPOINT: Final = "/checkpoint"

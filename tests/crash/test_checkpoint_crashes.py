@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from engine.checkpoint import MARKER, FileCopier
+from engine.testing.actions import Action, quiet_logs
 from engine.testing.campaign import COMPACTED, SEEDED, setting_from_env
 from engine.testing.checkpoints import CheckpointProbe, checkpoint_campaign
 from engine.testing.strategies import profile
-from engine.testing.workloads import Action, quiet_logs
 
 pytestmark = pytest.mark.timeout(0 if profile() == "deep" else 900)
 
