@@ -106,43 +106,54 @@ def take_checkpoint(
     writer: SegmentWriter,
     compactor: Compactor,
     sequence: Callable[[], int],
-    dest: str,
+    path: str | os.PathLike[str],
     *,
     link: bool = True,
     reuse: Reuse | None = None,
     progress: Progress | None = None,
 ) -> CheckpointReport:
-    """Copy the store ``writer`` appends to into ``dest`` as of one instant (see the module).
+    """Copy the store ``writer`` appends to into ``path`` as of one instant (see the module).
 
     ``sequence`` reads the store's last sequence number (called under the
     write lock). Raises ValueError if ``dest`` is not a missing or empty
     directory outside the store's, and the writer's error if the store has
-    failed or closed (before anything is written).
+    failed or closed (before anything is written). An I/O error on the way
+    (a full disk, say) is a StorageError, and leaves ``dest`` marked.
     """
     started = time.perf_counter()
     fs = writer.fs
+    dest = os.fspath(path) if isinstance(path, str | os.PathLike) else path
+    if not isinstance(dest, str):
+        raise TypeError(f"dest must be a str or os.PathLike path, not {type(path).__name__}")
     if writer.error is not None:
         raise writer.error
     inside = os.path.relpath(os.path.abspath(dest), os.path.abspath(writer.directory))
     if inside.split(os.sep)[0] != os.pardir:
         raise ValueError(f"{dest}: inside the store's own directory {writer.directory}")
     copier = FileCopier(fs, writer.directory, dest, link=link, reuse=reuse, progress=progress)
-    copier.begin()
-    with compactor.files_held() as manifest:
-        with writer.lock:
-            if writer.error is not None:
-                raise writer.error
-            seq = sequence()
-            position = writer.pos
-            active, active_size = writer.active_id, writer.tail
-            sealed = dict(writer.sealed_sizes)
-        writer.make_durable(position)
-        files = [*_sealed_files(fs, writer.directory, sealed, manifest)]
-        files.append(SourceFile(segment_name(active), active_size, linkable=False))
-        copier.take(files)
-    if manifest.segments or manifest.next_number > 1:
-        copier.write(MANIFEST, encode_manifest(Manifest(manifest.segments, manifest.next_number)))
-    copier.finish()
+    try:
+        copier.begin()
+        with compactor.files_held() as manifest:
+            with writer.lock:
+                if writer.error is not None:
+                    raise writer.error
+                seq = sequence()
+                position = writer.pos
+                active, active_size = writer.active_id, writer.tail
+                sealed = dict(writer.sealed_sizes)
+            writer.make_durable(position)
+            files = [*_sealed_files(fs, writer.directory, sealed, manifest)]
+            files.append(SourceFile(segment_name(active), active_size, linkable=False))
+            copier.take(files)
+        if manifest.segments or manifest.next_number > 1:
+            copier.write(
+                MANIFEST, encode_manifest(Manifest(manifest.segments, manifest.next_number))
+            )
+        copier.finish()
+    except OSError as exc:
+        raise StorageError(
+            f"{dest}: checkpoint failed ({exc}); what it wrote there is left marked incomplete"
+        ) from exc
     return copier.report(seq, time.perf_counter() - started)
 
 

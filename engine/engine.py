@@ -523,7 +523,7 @@ class Engine(KeyMapping):
             self._writer,
             self._compactor,
             lambda: self._seq,
-            os.fspath(dest),
+            dest,
             link=link,
             reuse=reuse,
             progress=progress,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from backup_helpers import Writers, prefix_problems
 
-from engine import ClosedError, Engine
+from engine import ClosedError, Engine, StorageError
 from engine.checkpoint import MARKER, IncompleteCheckpointError
 from engine.manifest import MANIFEST
 from engine.testing.memfs import MemoryFileSystem, Op
@@ -137,6 +137,14 @@ def test_an_empty_existing_directory_is_fine(tmp_path: Path) -> None:
     assert read_all(tmp_path / "dest") == {b"k": b"v"}
 
 
+def test_a_dest_that_is_not_a_path_is_refused(tmp_path: Path) -> None:
+    with Engine.open(tmp_path / "src") as db:
+        for bad in (b"/tmp/bytes-path", 42, None):
+            with pytest.raises(TypeError, match="dest"):
+                db.checkpoint(bad)  # type: ignore[arg-type]
+    assert os.listdir(tmp_path) == ["src"]
+
+
 def test_a_closed_store_refuses(tmp_path: Path) -> None:
     db = Engine.open(tmp_path / "src")
     db.close()
@@ -164,7 +172,7 @@ def test_a_checkpoint_cut_short_is_marked_and_refused_by_open() -> None:
         steps = len(fs.journal) - ops
         for stop in range(3, steps - 1):  # after the marker is durable, before it goes
             fs.hook = failing_at(stop)
-            with pytest.raises(OSError, match="injected"):
+            with pytest.raises(StorageError, match=r"injected.*left marked incomplete"):
                 db.checkpoint(f"/ckpt{stop}")
             fs.hook = None
             assert MARKER in fs.listdir(f"/ckpt{stop}")
