@@ -131,6 +131,16 @@ class Adapter(ABC):
         """Read every (key, value) whose key starts with ``prefix``; return how many."""
         raise NotImplementedError(f"{self.name} keeps no key order")
 
+    def scan(self, start: Any, count: int) -> int:
+        """Read up to ``count`` (key, value) pairs in key order from the first key
+        at or after ``start`` (YCSB's scan, workload E); return how many."""
+        raise NotImplementedError(f"{self.name} keeps no key order")
+
+    @classmethod
+    def can_scan(cls) -> bool:
+        """Whether the store implements :meth:`scan` (stores without key order do not)."""
+        return cls.scan is not Adapter.scan
+
     def counters(self) -> dict[str, int]:
         """Store-reported counters (e.g. ``fsyncs``, ``writes``), if it has any."""
         return {}

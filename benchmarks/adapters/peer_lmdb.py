@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from itertools import islice
 from typing import Any
 
 from benchmarks.adapters.base import Adapter, Durability, Level, SyncMode
@@ -95,6 +96,17 @@ class LmdbAdapter(Adapter):
             if self._txn is None:
                 txn.abort()
         return count
+
+    def scan(self, start: bytes, count: int) -> int:
+        txn = self._txn if self._txn is not None else self._env.begin()
+        try:
+            cursor = txn.cursor()
+            if not cursor.set_range(start):
+                return 0
+            return sum(1 for _ in islice(cursor, count))
+        finally:
+            if self._txn is None:
+                txn.abort()
 
     def close(self) -> None:
         if self._txn is not None:

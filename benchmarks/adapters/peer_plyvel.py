@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 from benchmarks.adapters.base import Adapter, Durability, Level, SyncMode
 
 
@@ -55,6 +57,9 @@ class PlyvelAdapter(Adapter):
 
     def scan_prefix(self, prefix: bytes) -> int:
         return sum(1 for _ in self._db.iterator(prefix=prefix))
+
+    def scan(self, start: bytes, count: int) -> int:
+        return sum(1 for _ in islice(self._db.iterator(start=start), count))
 
     def close(self) -> None:
         self._db.close()

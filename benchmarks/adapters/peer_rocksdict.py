@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from importlib.metadata import version as dist_version
+from itertools import islice
 from typing import Any
 
 from benchmarks.adapters.base import Adapter, Durability, Level, SyncMode
@@ -57,6 +58,9 @@ class RocksdictAdapter(Adapter):
                 break
             count += 1
         return count
+
+    def scan(self, start: bytes, count: int) -> int:
+        return sum(1 for _ in islice(self._db.items(from_key=start), count))
 
     def close(self) -> None:
         if self.sync_mode == "none":

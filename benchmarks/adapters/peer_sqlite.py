@@ -78,6 +78,12 @@ class SqliteAdapter(Adapter):
             )
         return sum(1 for _ in rows)
 
+    def scan(self, start: bytes, count: int) -> int:
+        rows = self._conn.execute(
+            "SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?", (start, count)
+        )
+        return sum(1 for _ in rows)
+
     def close(self) -> None:
         if self.sync_mode == "none":
             self._conn.execute("COMMIT")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
+from itertools import islice
 from typing import Any
 
 from benchmarks.adapters.base import Adapter, Durability, Level, SyncMode
@@ -46,6 +47,9 @@ class EngineAdapter(Adapter):
 
     def scan_prefix(self, prefix: bytes) -> int:
         return sum(1 for _ in self._db.scan(prefix=prefix))
+
+    def scan(self, start: bytes, count: int) -> int:
+        return sum(1 for _ in islice(self._db.scan(start=start), count))
 
     def counters(self) -> dict[str, int]:
         stats = self._db.stats()
