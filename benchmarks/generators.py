@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import threading
+from functools import lru_cache
 
 #: YCSB's default zipfian constant.
 ZIPFIAN_CONSTANT = 0.99
@@ -57,6 +58,9 @@ def fnv_hash64(value: int) -> int:
 
 
 _PRIME_POWERS = [pow(FNV_PRIME_64, k, 1 << 64) for k in range(9)]
+
+#: The popular draws repeat, so their hashes are kept (a bounded cache).
+_cached_fnv_hash64 = lru_cache(maxsize=1 << 18)(fnv_hash64)
 
 
 def zeta(n: int, theta: float, start: int = 0, initial: float = 0.0) -> float:
@@ -143,7 +147,7 @@ class ScrambledZipfian:
         self.inner = Zipfian(SCRAMBLED_ITEMS, rng, zetan=SCRAMBLED_ZETAN)
 
     def next(self) -> int:
-        return self.lo + fnv_hash64(self.inner.next()) % self.items
+        return self.lo + _cached_fnv_hash64(self.inner.next()) % self.items
 
 
 class AcknowledgedCounter:

@@ -38,6 +38,17 @@ def fmt_value(value: float | None, unit: str) -> str:
     return f"{value:.3g}"
 
 
+def fmt_us(value: float) -> str:
+    """Microseconds, short: ``850ns``, ``12µs``, ``3.4ms``, ``1.2s``."""
+    if value < 1:
+        return f"{value * 1000:.0f}ns"
+    if value < 1000:
+        return f"{value:.3g}µs"
+    if value < 1_000_000:
+        return f"{value / 1000:.3g}ms"
+    return f"{value / 1e6:.3g}s"
+
+
 def fmt_ratio(ratio: float | None) -> str:
     if ratio is None:
         return ""
@@ -94,7 +105,8 @@ def build_views(
     for r in rows:
         if (r.sync, WORKLOADS[r.workload].group) not in groups:
             groups.append((r.sync, WORKLOADS[r.workload].group))
-    for sync, group in sorted(groups, key=lambda g: (g[1] == "durable", g[0])):
+    order = {"main": 0, "ycsb": 1, "durable": 2}
+    for sync, group in sorted(groups, key=lambda g: (order[g[1]], g[0])):
         names = [w for w in WORKLOADS if WORKLOADS[w].group == group]
         names = [w for w in names if any(r.workload == w and r.sync == sync for r in rows)]
         present = [s for s in stores if any(r.store == s and r.sync == sync for r in rows)]
@@ -124,6 +136,8 @@ def build_views(
                 notes.append(f"{store} {', '.join(workloads)}: n/a, {reason}")
         if group == "durable":
             title = 'Durable writes (sync="always": each write fsynced before it returns)'
+        elif group == "ycsb":
+            title = f'YCSB core workloads, sync="{sync}"'
         else:
             title = f'sync="{sync}"'
         caption = (
@@ -133,6 +147,66 @@ def build_views(
         )
         views.append(TableView(title, caption, headers, table_rows, notes))
     return views
+
+
+def build_latency_views(rows: list[Row], stores: list[str]) -> list[TableView]:
+    """One view per sync mode with latencies: a row per (workload, operation type),
+    a column per store, each cell p50 / p99 / p99.9 / max."""
+    views = []
+    for sync in dict.fromkeys(r.sync for r in rows if r.latency):
+        by_key = {(r.store, r.workload): r for r in rows if r.sync == sync and r.latency}
+        present = [s for s in stores if any(k[0] == s for k in by_key)]
+        table_rows = []
+        for name in WORKLOADS:
+            ops = dict.fromkeys(op for (_, w), r in by_key.items() if w == name for op in r.latency)
+            for op in ops:
+                cells = []
+                for store in present:
+                    found = by_key.get((store, name))
+                    summary = found.latency.get(op, {}) if found else {}
+                    cells.append(_latency_cell(summary))
+                table_rows.append([f"{name}\n{op}", *cells])
+        caption = (
+            "Cells: p50, p99, p99.9 and max latency of every operation of every round "
+            "(merged HdrHistograms); with --target-rate, measured from each operation's "
+            "intended start."
+        )
+        views.append(
+            TableView(f'YCSB latency, sync="{sync}"', caption, ["workload", *present], table_rows)
+        )
+    return views
+
+
+def _latency_cell(summary: dict[str, float]) -> str:
+    if "p50" not in summary:
+        return "—"
+    return "\n".join(
+        [
+            f"p50 {fmt_us(summary['p50'])}",
+            f"p99 {fmt_us(summary['p99'])}",
+            f"p99.9 {fmt_us(summary['p99.9'])}",
+            f"max {fmt_us(summary['max'])}",
+        ]
+    )
+
+
+#: Median min-max spread (fraction of the median) above which a run is called noisy.
+NOISY_SPREAD = 0.25
+
+
+def noise_warning(rows: list[Row]) -> str | None:
+    """A warning when the rounds disagree so much that the machine was evidently busy."""
+    spreads = sorted(r.spread for r in rows if r.spread is not None and len(r.samples) > 1)
+    if not spreads:
+        return None
+    typical = spreads[len(spreads) // 2]
+    if typical <= NOISY_SPREAD:
+        return None
+    return (
+        f"warning: the rounds of a typical cell differ by {typical:.0%} of its median: the "
+        "machine was noisy. Compare ratios within this run, and re-run before quoting a "
+        "close call."
+    )
 
 
 def sync_mode(name: str) -> SyncMode:
@@ -152,8 +226,16 @@ def to_markdown(views: list[TableView], meta: dict[str, Any] | None = None) -> s
         out.append(
             f"Machine: {machine.get('cpu', '?')}, {machine.get('cpus', '?')} cores, "
             f"{machine.get('memory', '?')}, {machine.get('filesystem', '?')}, "
-            f"Python {machine.get('python', '?')}"
+            f"Linux {machine.get('kernel', '?')}, Python {machine.get('python', '?')}"
         )
+        overhead = machine.get("harness_overhead")
+        if overhead:
+            out[-1] += "  "
+            out.append(
+                f"Harness overhead: {overhead['ns_per_op'] / 1000:.1f} µs per YCSB operation "
+                f"on a store that does nothing (of which {overhead['timed_call_p50_ns']:.0f} ns "
+                "inside the timed call, median)"
+            )
         out.append("")
     for view in views:
         out.append(f"### {view.title}")

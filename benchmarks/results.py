@@ -36,6 +36,10 @@ class Row:
     """Durability level of this store in this sync mode (see adapters.base.Level)."""
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per operation type: percentiles, max and mean (µs) over every round's operations."""
+    histograms: dict[str, list[str]] = field(default_factory=dict)
+    """Per operation type: each round's encoded HdrHistogram (ns), for re-reading."""
 
 
 @dataclass
@@ -52,11 +56,17 @@ class Collector:
     errors: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     """Wall time of each worker process, for seeing where a run's time goes."""
+    histograms: dict[tuple[str, str, str], dict[str, list[str]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
 
     def add_result(
         self, store: str, sync: str, workload: str, value: float, extra: dict[str, Any]
     ) -> None:
         self.samples[store, sync, workload].append(value)
+        extra = dict(extra)
+        for op, encoded in extra.pop("latency", {}).items():
+            self.histograms[store, sync, workload].setdefault(op, []).append(encoded)
         if extra:
             self.extras[store, sync, workload].append(extra)
 
@@ -100,6 +110,8 @@ class Collector:
                     level=levels.get((store, sync), ""),
                     note=self.notes.get(key, ""),
                     extra=merge_extras(self.extras.get(key, [])),
+                    latency=latency_summary(self.histograms.get(key, {})),
+                    histograms=self.histograms.get(key, {}),
                 )
             )
         return rows
@@ -113,6 +125,13 @@ def merge_extras(extras: list[dict[str, Any]]) -> dict[str, Any]:
         numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
         merged[name] = statistics.median(numbers) if len(numbers) == len(values) else values[-1]
     return merged
+
+
+def latency_summary(histograms: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    """Each operation type's percentiles over the merged rounds."""
+    from benchmarks.latency import merge, summarize
+
+    return {op: summarize(merge(encoded)) for op, encoded in histograms.items()}
 
 
 def row_dicts(rows: list[Row]) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -28,11 +27,13 @@ from typing import Any
 
 from benchmarks.adapters import BASELINE, adapter_class, store_names
 from benchmarks.adapters.base import MODE_PROMISE, SYNC_MODES, SyncMode
-from benchmarks.report import build_views, print_views, to_markdown
-from benchmarks.results import Collector, Row, row_dicts
-from benchmarks.svgchart import render_svg
+from benchmarks.machine import harness_overhead, machine_info
+from benchmarks.progress import Progress
+from benchmarks.render import render_document
+from benchmarks.results import Collector, row_dicts
 from benchmarks.worker import MARK, TaskSpec
-from benchmarks.workloads import WORKLOADS
+from benchmarks.workloads import ALIASES, WORKLOADS, Group
+from benchmarks.ycsb import Distribution
 
 #: The project root: the directory holding the ``benchmarks`` package.
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,8 @@ class BenchConfig:
     """What to run; defaults are the full ``seglog bench`` (about 10 minutes, 2 cores)."""
 
     stores: list[str] | None = None
-    workloads: list[str] = field(default_factory=lambda: list(WORKLOADS))
+    """Store names, plugin names or "module:Class" adapter paths; None: every built-in."""
+    workloads: list[str] = field(default_factory=lambda: list(ALIASES["classic"]))
     modes: list[SyncMode] = field(default_factory=lambda: ["periodic"])
     size: int = 100_000
     rounds: int = 3
@@ -58,6 +60,11 @@ class BenchConfig:
     durable_seconds: float = 1.0
     sync_interval: float = 1.0
     budget_seconds: float = 5.0
+    records: int = 10_000
+    operations: int = 20_000
+    threads: int = 1
+    target_rate: float | None = None
+    distribution: Distribution | None = None
     timeout: float = 1800.0
     out: str = "bench-results"
     json_path: str | None = None
@@ -75,6 +82,8 @@ QUICK: dict[str, Any] = {
     "durable_ops": 300,
     "durable_seconds": 0.15,
     "budget_seconds": 1.0,
+    "records": 1000,
+    "operations": 2000,
 }
 
 
@@ -84,59 +93,33 @@ class Planned:
     spec: TaskSpec
 
 
-def machine_info(data_dir: str) -> dict[str, Any]:
-    """The facts a reader needs to judge absolute numbers."""
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "cpus": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
-        "memory": "?",
-        "filesystem": filesystem_of(data_dir),
-    }
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal"):
-                    info["memory"] = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
-                    break
-    except OSError:
-        pass
-    return info
+def resolve_stores(refs: list[str]) -> dict[str, str]:
+    """Display name -> adapter reference, for store names and "module:Class" paths.
+
+    Raises ValueError for an unknown name, a path that is no adapter, or two
+    references that name the same store.
+    """
+    names: dict[str, str] = {}
+    for ref in refs:
+        try:
+            name = adapter_class(ref).name
+        except ImportError as exc:
+            raise ValueError(f"cannot import the adapter {ref!r}: {exc}") from exc
+        if name in names:
+            raise ValueError(f"{ref!r} and {names[name]!r} are both called {name!r}")
+        names[name] = ref
+    return names
 
 
-def filesystem_of(path: str) -> str:
-    """The type of the filesystem holding ``path`` (from /proc/mounts), or '?'."""
-    target = os.path.realpath(path)
-    best, kind = "", "?"
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1]
-                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) > len(best):
-                    best, kind = mount, parts[2]
-    except OSError:
-        pass
-    return kind
-
-
-def store_table(names: list[str]) -> dict[str, dict[str, Any]]:
-    """Availability, version and per-mode durability of each named store."""
+def store_table(refs: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Availability, version and per-mode durability of each store (by display name)."""
     table: dict[str, dict[str, Any]] = {}
-    for name in names:
-        cls = adapter_class(name)
+    for name, ref in refs.items():
+        cls = adapter_class(ref)
         reason = cls.missing()
         entry: dict[str, Any] = {"available": reason is None, "reason": reason, "version": None}
+        if ref != name:
+            entry["adapter"] = ref
         if reason is None:
             try:
                 entry["version"] = cls.version()
@@ -151,28 +134,39 @@ def store_table(names: list[str]) -> dict[str, dict[str, Any]]:
     return table
 
 
-def plan(config: BenchConfig, stores: list[str], data_dir: str) -> list[Planned]:
+def in_group(workloads: list[str], group: str) -> list[str]:
+    return [w for w in workloads if WORKLOADS[w].group == group]
+
+
+def plan(
+    config: BenchConfig, stores: list[str], data_dir: str, refs: dict[str, str] | None = None
+) -> list[Planned]:
     """Every worker run, in execution order: rounds outermost, stores rotating."""
-    main = [w for w in config.workloads if WORKLOADS[w].group == "main"]
-    durable = [w for w in config.workloads if WORKLOADS[w].group == "durable"]
+    refs = refs or {}
+    main = in_group(config.workloads, "main")
+    ycsb = in_group(config.workloads, "ycsb")
+    durable = in_group(config.workloads, "durable")
     planned: list[Planned] = []
     for r in range(config.rounds):
         shift = r % len(stores) if stores else 0
         order = stores[shift:] + stores[:shift]
-        groups: list[tuple[SyncMode, str, list[str]]] = []
+        groups: list[tuple[SyncMode, Group, list[str]]] = []
         if main:
             groups.extend((mode, "main", main) for mode in config.modes)
+        if ycsb:
+            groups.extend((mode, "ycsb", ycsb) for mode in config.modes)
         if durable:
             groups.append(("always", "durable", durable))
         for mode, group, workloads in groups:
             for store in order:
-                if adapter_class(store).durability(mode) is None:
+                ref = refs.get(store, store)
+                if adapter_class(ref).durability(mode) is None:
                     continue
                 directory = os.path.join(data_dir, f"{store}-{mode}-{group}-r{r + 1}")
                 spec = TaskSpec(
                     store=store,
                     sync=mode,
-                    group="main" if group == "main" else "durable",
+                    group=group,
                     workloads=list(workloads),
                     directory=directory,
                     size=config.size,
@@ -182,6 +176,12 @@ def plan(config: BenchConfig, stores: list[str], data_dir: str) -> list[Planned]
                     durable_seconds=config.durable_seconds,
                     sync_interval=config.sync_interval,
                     budget_seconds=config.budget_seconds,
+                    adapter="" if ref == store else ref,
+                    records=config.records,
+                    operations=config.operations,
+                    threads=config.threads,
+                    target_rate=config.target_rate,
+                    distribution=config.distribution,
                 )
                 planned.append(Planned(r, spec))
     return planned
@@ -231,58 +231,10 @@ def run_worker(spec: TaskSpec, on_event: EventHandler, timeout: float) -> str | 
         return f"worker exited with {code}: {tail}"
 
 
-class _Progress:
-    """A rich progress bar, or nothing when rich is missing or progress is off."""
-
-    def __init__(self, total: int, enabled: bool, console: Any | None) -> None:
-        self._bar: Any = None
-        self._task: Any = None
-        if not enabled:
-            return
-        try:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-        except ImportError:
-            return
-        self._bar = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self._task = self._bar.add_task("starting", total=total)
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def describe(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=text)
-
-    def advance(self, steps: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, steps)
-
-
 class _TaskEvents:
     """Feeds one worker's events to the collector and the progress bar."""
 
-    def __init__(self, item: Planned, collector: Collector, progress: _Progress, prefix: str):
+    def __init__(self, item: Planned, collector: Collector, progress: Progress, prefix: str):
         self.spec = item.spec
         self.round = item.round + 1
         self.collector = collector
@@ -316,13 +268,9 @@ class _TaskEvents:
 
 def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str, Any], int]:
     """Run the benchmark, print and write its results; return (document, exit code)."""
-    names = config.stores if config.stores is not None else store_names()
-    unknown = [n for n in names if n not in store_names()]
-    if unknown:
-        raise ValueError(
-            f"unknown store(s) {', '.join(unknown)}; known: {', '.join(store_names())}"
-        )
-    info = store_table(names)
+    refs = resolve_stores(config.stores if config.stores is not None else store_names())
+    names = list(refs)
+    info = store_table(refs)
     stores = [n for n in names if info[n]["available"]]
 
     out = Path(config.out)
@@ -331,6 +279,8 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
     data_root.mkdir(parents=True, exist_ok=True)
     data_dir = tempfile.mkdtemp(prefix="run-", dir=data_root)
     machine = machine_info(data_dir)
+    if in_group(config.workloads, "ycsb"):
+        machine["harness_overhead"] = harness_overhead()
 
     def say(text: str) -> None:
         if config.quiet:
@@ -349,9 +299,9 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
         say(f"warning: {data_dir} is on {machine['filesystem']}: fsync costs nothing there")
 
     collector = Collector()
-    planned = plan(config, stores, data_dir)
-    main = [w for w in config.workloads if WORKLOADS[w].group == "main"]
-    durable = [w for w in config.workloads if WORKLOADS[w].group == "durable"]
+    planned = plan(config, stores, data_dir, refs)
+    main = in_group(config.workloads, "main") + in_group(config.workloads, "ycsb")
+    durable = in_group(config.workloads, "durable")
     for name in stores:
         wanted = [(mode, main) for mode in config.modes] + [("always", durable)]
         for mode, workloads in wanted:
@@ -362,7 +312,7 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
     started = datetime.now(UTC)
     clock = time.perf_counter()
     total = sum(len(p.spec.workloads) for p in planned)
-    with _Progress(total, config.progress and not config.quiet, console) as progress:
+    with Progress(total, config.progress and not config.quiet, console) as progress:
         for item in planned:
             spec = item.spec
             prefix = f"round {item.round + 1}/{config.rounds} · {spec.store} · {spec.sync}"
@@ -419,44 +369,6 @@ def run_bench(config: BenchConfig, console: Any | None = None) -> tuple[dict[str
     written = render_document(document, out, None if config.quiet else console, config.quiet)
     say(f"wrote {json_path}, {', '.join(str(p) for p in written)}")
     return document, 1 if collector.errors else 0
-
-
-def render_document(
-    document: dict[str, Any], out: Path, console: Any | None, quiet: bool = False
-) -> list[Path]:
-    """Write results.md and chart.svg for a results document; print its tables.
-
-    Used at the end of a run, and by ``seglog bench --render results.json`` to
-    redraw an earlier run's outputs without measuring again.
-    """
-    rows = [Row(**r) for r in document["results"]]
-    info: dict[str, dict[str, Any]] = document["stores"]
-    stores = [name for name, entry in info.items() if entry["available"]]
-    baseline: str = document["baseline"]
-    durability = {name: entry["durability"] for name, entry in info.items()}
-    views = build_views(rows, stores, durability, baseline)
-    config = document["config"]
-    rounds = config["rounds"]
-    title = (
-        f"seglog bench: {config['size']:,} keys, {config['value_size']}-byte values, "
-        f"median of {rounds} round{'s' if rounds != 1 else ''}"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    md, svg = out / "results.md", out / "chart.svg"
-    md.write_text(to_markdown(views, document))
-    svg.write_text(render_svg(rows, stores, title, baseline))
-    if not quiet:
-        print_views(views, console)
-        for err in document["errors"]:
-            message = (
-                f"ERROR {err['store']} sync={err['sync']} round {err['round']} "
-                f"{err['workload'] or ''}: {err['error']}"
-            )
-            if console is not None:
-                console.print(message, highlight=False)
-            else:
-                print(message, file=sys.stderr)
-    return [md, svg]
 
 
 def remove_if_empty(path: Path) -> None:

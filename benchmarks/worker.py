@@ -39,6 +39,8 @@ from benchmarks.workloads import (
     scan_prefix,
     value_pool,
 )
+from benchmarks.ycsb import MIXES, Distribution, ycsb_key
+from benchmarks.ycsb_run import MixSettings, run_mix
 
 MARK = "@@bench "
 
@@ -70,6 +72,13 @@ class TaskSpec:
     durable_seconds: float = 1.0
     sync_interval: float = 1.0
     budget_seconds: float = 5.0
+    adapter: str = ""
+    """Where the adapter class comes from (a store name or "module:Class"); "" = store."""
+    records: int = 10_000
+    operations: int = 20_000
+    threads: int = 1
+    target_rate: float | None = None
+    distribution: Distribution | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -108,7 +117,7 @@ class Task:
     def __init__(self, spec: TaskSpec, emit: Emit) -> None:
         self.spec = spec
         self.emit = emit
-        self.cls: type[Adapter] = adapter_class(spec.store)
+        self.cls: type[Adapter] = adapter_class(spec.adapter or spec.store)
         self.wanted = set(spec.workloads)
         self.pool = value_pool(spec.value_size, spec.seed)
 
@@ -196,6 +205,8 @@ class Task:
             return
         if self.spec.group == "main":
             self.run_main()
+        elif self.spec.group == "ycsb":
+            self.run_ycsb()
         else:
             self.run_durable()
 
@@ -324,6 +335,48 @@ class Task:
             got = db.get(keys[i])
             if got != values[i]:
                 raise TaskError("read-random", f"key {keys[i]!r}: wrong or missing value")
+
+    def run_ycsb(self) -> None:
+        """Each YCSB mix in a fresh store: load the records, then run the mix."""
+        spec = self.spec
+        pool = self.pool
+        for name in spec.workloads:
+            mix = MIXES[name]
+            if "scan" in mix.ops() and not self.cls.can_scan():
+                self.skip(name, "keys kept in no order: no range scans")
+                continue
+            db = self.adapter(name)
+            with self.step(name):
+                db.open()
+                reach = spec.records + (spec.operations if "insert" in mix.ops() else 0)
+                keys = [db.key(ycsb_key(n)) for n in range(reach)]
+                values = [pool[n % len(pool)] for n in range(spec.records)]
+                _, load_seconds = self.timed_writes(db, keys[: spec.records], values)
+                settings = MixSettings(
+                    records=spec.records,
+                    operations=spec.operations,
+                    threads=spec.threads,
+                    target_rate=spec.target_rate,
+                    distribution=spec.distribution,
+                    seed=spec.seed,
+                    budget_seconds=spec.budget_seconds,
+                    sync_interval=spec.sync_interval,
+                )
+                result = run_mix(db, mix, settings, keys, pool)
+                db.close()
+                if result.missing_reads:
+                    raise TaskError(
+                        name, f"{result.missing_reads} reads of written keys found nothing"
+                    )
+            extra: dict[str, Any] = {
+                "latency": result.histograms,
+                "counts": result.counts,
+                "load_ops_per_s": spec.records / load_seconds,
+            }
+            if result.partial:
+                extra.update(self.partial(result.done, spec.operations))
+            self.result(name, result.done / result.seconds, **extra)
+            shutil.rmtree(db.path, ignore_errors=True)
 
     def run_durable(self) -> None:
         for name in self.spec.workloads:

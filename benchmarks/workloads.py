@@ -1,5 +1,8 @@
 """What ``seglog bench`` measures: the workloads, their units, and the data they use.
 
+The thirteen "classic" workloads each time one kind of operation; the six YCSB
+core workloads (:mod:`benchmarks.ycsb`) mix them and record latencies.
+
 Import-light on purpose: the runner and the per-store worker processes both use it.
 """
 
@@ -9,7 +12,9 @@ import random
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-Group: TypeAlias = Literal["main", "durable"]
+from benchmarks.ycsb import MIXES
+
+Group: TypeAlias = Literal["main", "durable", "ycsb"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,12 @@ _ALL: tuple[Workload, ...] = (
     Workload("durable-4t", "durable", "ops/s", True, "fsynced puts, 4 threads", threads=4),
     Workload("durable-8t", "durable", "ops/s", True, "fsynced puts, 8 threads", threads=8),
     Workload("durable-16t", "durable", "ops/s", True, "fsynced puts, 16 threads", threads=16),
+    *(
+        Workload(
+            m.name, "ycsb", "ops/s", True, f"YCSB {m.name[-1].upper()}: {m.about}, {m.distribution}"
+        )
+        for m in MIXES.values()
+    ),
 )
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in _ALL}
@@ -49,6 +60,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in _ALL}
 #: Names accepted by ``--workloads`` besides single workload names.
 ALIASES: dict[str, tuple[str, ...]] = {
     "all": tuple(WORKLOADS),
+    "classic": tuple(w.name for w in _ALL if w.group != "ycsb"),
+    "ycsb": tuple(MIXES),
     "writes": ("fill-seq", "fill-random", "overwrite", "delete"),
     "reads": ("read-random", "prefix-scan"),
     "open": ("reopen", "disk-size", "index-memory"),

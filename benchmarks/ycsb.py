@@ -19,6 +19,7 @@ The facts come from YCSB's ``workloads/workload[a-f]`` files and ``CoreWorkload`
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
@@ -99,15 +100,10 @@ class OpChooser:
         for op in self.ops:
             acc += mix.proportions[op] / total
             bounds.append(acc)
-        bounds[-1] = 1.0
-        self.bounds = bounds
+        self.bounds = bounds[:-1]  # the last op takes everything above the others
 
     def next(self) -> Op:
-        u = self.rng.random()
-        for op, bound in zip(self.ops, self.bounds, strict=True):
-            if u < bound:
-                return op
-        return self.ops[-1]
+        return self.ops[bisect_right(self.bounds, self.rng.random())]
 
 
 def key_chooser(

@@ -14,13 +14,30 @@ from typing import Any
 DESCRIPTION = """\
 Run the same workloads on seglog and its peers, each store in its own process,
 alternating, for several rounds, at matched durability. Prints a table of medians,
-spreads and ratios to seglog, and writes results.json, results.md and chart.svg to
---out. The default run takes about 10 minutes on 2 cores; --quick under a minute.
+spreads and ratios to seglog, and writes results.json, results.md, chart.svg (and
+latency.svg for YCSB workloads) to --out. The default run (the classic workloads)
+takes about 13 minutes on 2 cores; --quick under a minute; --workloads ycsb runs
+YCSB's core workloads A-F with latency percentiles.
+
+  seglog bench compare OLD.json NEW.json [--threshold 0.1]
+
+compares two runs' results.json: each workload's ratio with a bootstrap confidence
+interval over rounds; exits 1 if one regressed by more than the threshold.
 """
 
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"needs positive integers: {text!r}")
+    return values
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,13 +48,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = parser.add_argument_group("what to run")
+    parser.add_argument(
+        "action",
+        nargs="*",
+        metavar="compare OLD.json NEW.json",
+        help="compare two results.json files instead of measuring",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.10,
+        help="compare: the regression that fails it, as a fraction (default 0.10)",
+    )
     what.add_argument("--stores", type=_csv, help="comma-separated stores (default: all installed)")
     what.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS",
+        help="also run your own store through this Adapter subclass (repeatable); "
+        "without --stores, seglog and the adapters run",
+    )
+    what.add_argument(
         "--workloads",
-        default="all",
-        help="comma-separated workloads or groups: all, writes, reads, open, durable, "
-        "fill-seq, fill-random, overwrite, read-random, prefix-scan, delete, reopen, "
-        "disk-size, index-memory, durable-1t, durable-4t, durable-8t, durable-16t (default: all)",
+        default="classic",
+        help="comma-separated workloads or groups: classic (the default: every "
+        "single-operation workload), ycsb (ycsb-a .. ycsb-f), all, writes, reads, open, "
+        "durable, fill-seq, fill-random, overwrite, read-random, prefix-scan, delete, "
+        "reopen, disk-size, index-memory, durable-1t, durable-4t, durable-8t, durable-16t",
     )
     what.add_argument(
         "--sync",
@@ -51,7 +89,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     size = parser.add_argument_group("how much")
     size.add_argument("--size", type=int, help="keys per store (default 100000; quick 3000)")
     size.add_argument("--rounds", type=int, help="rounds per store (default 3; quick 2)")
-    size.add_argument("--value-size", type=int, help="bytes per value (default 100)")
+    size.add_argument(
+        "--value-size",
+        type=_ints,
+        help="bytes per value (default 100); several (16,1024,65536) sweep them",
+    )
+    ycsb = parser.add_argument_group("YCSB workloads")
+    ycsb.add_argument("--records", type=int, help="records loaded (default 10000; quick 1000)")
+    ycsb.add_argument(
+        "--operations", type=int, help="operations per workload (default 20000; quick 2000)"
+    )
+    ycsb.add_argument(
+        "--threads", type=_ints, help="client threads (default 1); several (1,4,16) sweep them"
+    )
+    ycsb.add_argument(
+        "--target-rate",
+        type=float,
+        help="operations per second, all threads together; latency is then measured "
+        "from each operation's intended start (default: as fast as possible)",
+    )
+    ycsb.add_argument(
+        "--distribution",
+        choices=["uniform", "zipfian", "latest"],
+        help="request distribution for every mix (default: each mix's own, as in YCSB)",
+    )
     size.add_argument(
         "--durable-ops", type=int, help="writes per durable-* run, at most (default 20000)"
     )
@@ -103,9 +164,13 @@ def _console() -> Any | None:
 
 def list_stores(names: list[str] | None) -> int:
     from benchmarks.adapters import store_names
-    from benchmarks.runner import store_table
+    from benchmarks.runner import resolve_stores, store_table
 
-    table = store_table(names or store_names())
+    try:
+        table = store_table(resolve_stores(names or store_names()))
+    except ValueError as exc:
+        print(f"seglog bench: {exc}", file=sys.stderr)
+        return 2
     for name, entry in table.items():
         state = entry["version"] if entry["available"] else entry["reason"]
         print(f"{name}: {state}")
@@ -119,7 +184,7 @@ def render(json_path: str, out: str) -> int:
     import json
     from pathlib import Path
 
-    from benchmarks.runner import render_document
+    from benchmarks.render import render_document
 
     try:
         document = json.loads(Path(json_path).read_text())
@@ -131,24 +196,34 @@ def render(json_path: str, out: str) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from benchmarks.runner import QUICK, BenchConfig, run_bench
-    from benchmarks.workloads import resolve_workloads
+def compare(files: list[str], threshold: float) -> int:
+    from benchmarks.compare_runs import compare_files
 
-    if args.list:
-        return list_stores(args.stores)
-    if args.render:
-        return render(args.render, args.out)
+    if len(files) != 2:
+        print("seglog bench: compare needs OLD.json and NEW.json", file=sys.stderr)
+        return 2
     try:
-        workloads = resolve_workloads(args.workloads)
-        modes = _modes(args.sync)
+        lines, regressed = compare_files(files[0], files[1], threshold)
     except ValueError as exc:
         print(f"seglog bench: {exc}", file=sys.stderr)
         return 2
+    print("\n".join(lines))
+    return 1 if regressed else 0
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The BenchConfig the arguments ask for; ValueError for a bad combination."""
+    from benchmarks.adapters import BASELINE
+    from benchmarks.runner import QUICK, BenchConfig
+    from benchmarks.workloads import resolve_workloads
+
+    stores = args.stores
+    if args.adapter:
+        stores = [*(stores or [BASELINE]), *args.adapter]
     config = BenchConfig(
-        stores=args.stores,
-        workloads=workloads,
-        modes=modes,
+        stores=stores,
+        workloads=resolve_workloads(args.workloads),
+        modes=_modes(args.sync),
         out=args.out,
         json_path=args.json_path,
         data_dir=args.data_dir,
@@ -161,24 +236,58 @@ def run(args: argparse.Namespace) -> int:
     for name in (
         "size",
         "rounds",
-        "value_size",
         "durable_ops",
         "durable_seconds",
         "budget_seconds",
         "seed",
         "timeout",
+        "records",
+        "operations",
+        "target_rate",
+        "distribution",
     ):
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)
-    if config.size < 1 or config.rounds < 1:
-        print("seglog bench: --size and --rounds must be at least 1", file=sys.stderr)
+    if args.value_size:
+        config.value_size = args.value_size[0]
+    if args.threads:
+        config.threads = args.threads[0]
+    if min(config.size, config.rounds, config.records, config.operations) < 1:
+        raise ValueError("--size, --rounds, --records and --operations must be at least 1")
+    if config.target_rate is not None and config.target_rate <= 0:
+        raise ValueError("--target-rate must be positive")
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.runner import run_bench
+    from benchmarks.sweep import run_sweep
+
+    if args.action:
+        if args.action[0] != "compare":
+            print(f"seglog bench: unknown action {args.action[0]!r}", file=sys.stderr)
+            return 2
+        return compare(args.action[1:], args.threshold)
+    if args.list:
+        return list_stores(args.stores)
+    if args.render:
+        return render(args.render, args.out)
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        print(f"seglog bench: {exc}", file=sys.stderr)
         return 2
+    value_sizes = args.value_size or [config.value_size]
+    threads = args.threads or [config.threads]
     # Turn SIGTERM into SystemExit so the runner's cleanup kills the worker process
     # it is waiting for instead of leaving it running on its own.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        _document, code = run_bench(config, _console())
+        if len(value_sizes) > 1 or len(threads) > 1:
+            code = run_sweep(config, value_sizes, threads, _console())
+        else:
+            _document, code = run_bench(config, _console())
     except ValueError as exc:
         print(f"seglog bench: {exc}", file=sys.stderr)
         return 2

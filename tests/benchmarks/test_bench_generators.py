@@ -57,7 +57,7 @@ def formula_pmf(items: int, upto: int, zetan: float | None = None) -> list[float
 
     def at_least(k: int) -> float:
         """The smallest u in the formula branch whose draw is >= k."""
-        bound = ((k / items) ** (1 - THETA) - 1) / eta + 1
+        bound: float = ((k / items) ** (1 - THETA) - 1) / eta + 1
         return min(1.0, max(second, bound))
 
     pmf = []

@@ -102,6 +102,8 @@ def test_fmt_ratio(ratio: float, text: str) -> None:
 def test_resolve_workloads() -> None:
     assert resolve_workloads("reads,fill-seq") == ["fill-seq", "read-random", "prefix-scan"]
     assert resolve_workloads("durable")[-1] == "durable-16t"
-    assert len(resolve_workloads("all")) == 13
+    assert len(resolve_workloads("all")) == 19
+    assert len(resolve_workloads("classic")) == 13
+    assert resolve_workloads("ycsb") == [f"ycsb-{c}" for c in "abcdef"]
     with pytest.raises(ValueError, match="unknown workload"):
         resolve_workloads("fill-sideways")
