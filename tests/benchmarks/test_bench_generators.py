@@ -53,7 +53,7 @@ def formula_pmf(items: int, upto: int, zetan: float | None = None) -> list[float
     zn = zeta(items, THETA) if zetan is None else zetan
     eta = (1 - (2 / items) ** (1 - THETA)) / (1 - zeta(2, THETA) / zn)
     first = 1 / zn
-    second = (1 + 0.5**THETA) / zn
+    second: float = (1 + 0.5**THETA) / zn
 
     def at_least(k: int) -> float:
         """The smallest u in the formula branch whose draw is >= k."""
