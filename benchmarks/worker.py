@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import sys
-import threading
 import time
 import traceback
 import tracemalloc
@@ -31,6 +30,7 @@ from typing import Any
 
 from benchmarks.adapters import adapter_class
 from benchmarks.adapters.base import Adapter, SyncMode
+from benchmarks.together import run_together
 from benchmarks.workloads import (
     SCAN_WIDTH,
     WORKLOADS,
@@ -403,38 +403,19 @@ class Task:
         key_lists = [
             [db.key(b"dur:%02d:%010d" % (t, i)) for i in range(per_thread)] for t in range(threads)
         ]
-        done = [0] * threads
-        failures: list[BaseException] = []
-        barrier = threading.Barrier(threads + 1)
-        deadline = [0.0]
+        budget_ns = int(self.spec.durable_seconds * 1e9)
 
-        def writer(t: int) -> None:
+        def writer(t: int, start_ns: int) -> int:
             count = 0
-            try:
-                barrier.wait()
-                end = deadline[0]
-                for key in key_lists[t]:
-                    put(key, value)
-                    count += 1
-                    if count & 7 == 0 and time.perf_counter() > end:
-                        break
-            except BaseException as exc:
-                failures.append(exc)
-            done[t] = count
+            end = start_ns + budget_ns
+            for key in key_lists[t]:
+                put(key, value)
+                count += 1
+                if count & 7 == 0 and time.perf_counter_ns() > end:
+                    break
+            return count
 
-        workers = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
-        for w in workers:
-            w.start()
-        gc.collect()
-        deadline[0] = time.perf_counter() + self.spec.durable_seconds
-        start = time.perf_counter()
-        barrier.wait()
-        for w in workers:
-            w.join()
-        seconds = time.perf_counter() - start
-        if failures:
-            raise failures[0]
-        return sum(done), seconds
+        return run_together(writer, threads)
 
 
 def emit_line(event: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ call's own time.
 
 from __future__ import annotations
 
-import gc
 import random
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any
 from benchmarks.adapters.base import Adapter
 from benchmarks.generators import AcknowledgedCounter
 from benchmarks.latency import encode, record_all
+from benchmarks.together import run_together
 from benchmarks.ycsb import Distribution, Mix, Op, OpChooser, key_chooser
 
 #: Operations between a thread's looks at the clock (time budget, harness sync).
@@ -115,78 +115,66 @@ def run_mix(
     interval_ns = int(threads * 1e9 / settings.target_rate) if settings.target_rate else 0
     latencies: list[dict[Op, array[int]]] = [{op: array("q") for op in mix.ops()} for _ in quotas]
     missing = [0] * threads
-    done = [0] * threads
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(threads + 1)
-    clock = {"start": 0, "deadline": 0}
+    budget = settings.budget_seconds
+    deadline_ns = int(budget * 1e9) if budget is not None else 2**62
+    # Each thread's generators are made before the clock starts (a zipfian sums
+    # zeta over every record when it is made).
+    rngs = [random.Random(settings.seed * 1_000_003 + t) for t in range(threads)]
+    choosers = [OpChooser(mix, rng).next for rng in rngs]
+    key_choosers = [
+        key_chooser(distribution, settings.records, inserts, counter, rng) for rng in rngs
+    ]
 
-    def worker(t: int) -> None:
-        rng = random.Random(settings.seed * 1_000_003 + t)
-        choose = OpChooser(mix, rng).next
-        next_key = key_chooser(distribution, settings.records, inserts, counter, rng)
+    def worker(t: int, start: int) -> int:
+        rng, choose, next_key = rngs[t], choosers[t], key_choosers[t]
         get, put, scan, sync = calls.get, calls.put, calls.scan, calls.sync
         own = latencies[t]
         pool_size = len(pool)
         now_ns = time.perf_counter_ns
+        deadline = start + deadline_ns
+        last_sync = start
         count = 0
-        try:
-            barrier.wait()
-            start, deadline = clock["start"], clock["deadline"]
-            last_sync = start
-            for i in range(quotas[t]):
-                op = choose()
-                number = counter.take() if op == "insert" else next_key()
-                key = keys[number]
-                value = pool[(i + t) % pool_size]
-                if interval_ns:
-                    due = start + i * interval_ns
-                    wait = due - now_ns()
-                    if wait > 0:
-                        time.sleep(wait / 1e9)
-                    began = due
-                else:
-                    began = now_ns()
-                if op == "read":
-                    if get(key) is None:
-                        missing[t] += 1
-                elif op == "update" or op == "insert":
-                    put(key, value)
-                elif op == "scan":
-                    scan(key, rng.randint(1, mix.max_scan_length))
-                else:
-                    get(key)
-                    put(key, value)
-                own[op].append(now_ns() - began)
-                if op == "insert":
-                    counter.acknowledge(number)
-                count += 1
-                if count % CHECK_EVERY == 0:
-                    now = now_ns()
-                    if now > deadline:
-                        break
-                    if harness_sync and t == 0 and now - last_sync >= settings.sync_interval * 1e9:
-                        sync()
-                        last_sync = now
-        except BaseException as exc:
-            failures.append(exc)
-        done[t] = count
+        for i in range(quotas[t]):
+            op = choose()
+            number = counter.take() if op == "insert" else next_key()
+            key = keys[number]
+            value = pool[(i + t) % pool_size]
+            if interval_ns:
+                due = start + i * interval_ns
+                wait = due - now_ns()
+                if wait > 0:
+                    time.sleep(wait / 1e9)
+                began = due
+            else:
+                began = now_ns()
+            if op == "read":
+                if get(key) is None:
+                    missing[t] += 1
+            elif op == "update" or op == "insert":
+                put(key, value)
+            elif op == "scan":
+                scan(key, rng.randint(1, mix.max_scan_length))
+            else:
+                get(key)
+                put(key, value)
+            own[op].append(now_ns() - began)
+            if op == "insert":
+                counter.acknowledge(number)
+            count += 1
+            if count % CHECK_EVERY == 0:
+                now = now_ns()
+                if now > deadline:
+                    break
+                if harness_sync and t == 0 and now - last_sync >= settings.sync_interval * 1e9:
+                    sync()
+                    last_sync = now
+        return count
 
-    workers = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    gc.collect()
-    started = time.perf_counter_ns()
-    budget = settings.budget_seconds
-    clock["start"] = started
-    clock["deadline"] = started + int(budget * 1e9) if budget is not None else 2**63
-    barrier.wait()
-    for w in workers:
-        w.join()
+    total, seconds = run_together(worker, threads)
     if db.sync_mode == "none":
+        began_sync = time.perf_counter_ns()
         calls.sync()
-    seconds = (time.perf_counter_ns() - started) / 1e9
-    if failures:
-        raise failures[0]
+        seconds += (time.perf_counter_ns() - began_sync) / 1e9
     histograms: dict[str, str] = {}
     counts: dict[str, int] = {}
     for op in mix.ops():
@@ -194,7 +182,6 @@ def run_mix(
         counts[op] = len(values)
         if values:
             histograms[op] = encode(record_all(values))
-    total = sum(done)
     return MixResult(
         done=total,
         seconds=seconds,

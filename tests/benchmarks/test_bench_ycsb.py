@@ -21,7 +21,7 @@ import benchmarks.adapters as registry
 from benchmarks.adapters import adapter_class, store_names
 from benchmarks.adapters.base import Adapter, Durability, Level, SyncMode
 from benchmarks.latency import merge, summarize
-from benchmarks.workloads import value_pool
+from benchmarks.workloads import Group, value_pool
 from benchmarks.ycsb import MIXES, ycsb_key
 from benchmarks.ycsb_run import MixSettings, run_mix
 from seglog_cli.main import main
@@ -241,3 +241,35 @@ def test_bad_adapter_is_a_clear_error(tmp_path: Path) -> None:
     assert main(["bench", "--adapter", "nowhere_at_all:X", "--out", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):  # argparse's own refusal
         main(["bench", "--threads", "0", "--out", str(tmp_path)])
+
+
+def test_the_adapter_in_the_docs_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/BENCHMARKS.md's example adapter, as printed there, runs the workloads."""
+    from benchmarks.worker import Task, TaskSpec
+
+    docs = (Path(__file__).parents[2] / "docs" / "BENCHMARKS.md").read_text()
+    section = docs.split("## Benchmarking your own store", 1)[1]
+    source = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(source.splitlines()) <= 30
+    (tmp_path / "my_bench.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    events: list[dict[str, Any]] = []
+    runs: list[tuple[Group, list[str]]] = [("main", ["fill-random", "read-random"])]
+    runs.append(("ycsb", ["ycsb-a"]))
+    for group, workloads in runs:
+        spec = TaskSpec(
+            store="shelve",
+            adapter="my_bench:ShelveAdapter",
+            sync="periodic",
+            group=group,
+            workloads=workloads,
+            directory=str(tmp_path / group),
+            size=200,
+            records=200,
+            operations=300,
+        )
+        Task(spec, events.append).run()
+    done = {e["workload"] for e in events if e["event"] == "result"}
+    assert done == {"fill-random", "read-random", "ycsb-a"}, events
