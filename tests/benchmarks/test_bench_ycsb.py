@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
 import time
 import xml.etree.ElementTree as ET
 from bisect import bisect_left, insort
@@ -273,3 +274,44 @@ def test_the_adapter_in_the_docs_is_complete(
         Task(spec, events.append).run()
     done = {e["workload"] for e in events if e["event"] == "result"}
     assert done == {"fill-random", "read-random", "ycsb-a"}, events
+
+
+class SameThreadStore(DictStore):
+    """Refuses calls from any thread but the one that opened it, as sqlite3 does."""
+
+    self_syncing = False
+
+    def open(self) -> None:
+        super().open()
+        self.opener = threading.get_ident()
+        get, put = self.get, self.put
+
+        def checked_get(key: Any) -> bytes | None:
+            self.check()
+            return get(key)
+
+        def checked_put(key: Any, value: bytes) -> object:
+            self.check()
+            return put(key, value)
+
+        self.get, self.put = checked_get, checked_put
+
+    def check(self) -> None:
+        if threading.get_ident() != self.opener:
+            raise RuntimeError("used from another thread")
+
+    def sync(self) -> None:
+        self.check()
+
+
+def test_one_client_thread_is_the_callers_own(tmp_path: Path) -> None:
+    """With one thread, every call (harness syncs included) comes from the thread
+    that opened the store: diskcache failed in the first full run without it."""
+    db = SameThreadStore(str(tmp_path), "periodic")
+    db.open()
+    keys = [ycsb_key(n) for n in range(300)]
+    for key in keys[:200]:
+        db.put(key, b"v")
+    settings = MixSettings(records=200, operations=500, sync_interval=0.0)
+    result = run_mix(db, MIXES["ycsb-a"], settings, keys, [b"v"])
+    assert result.done == 500
