@@ -15,7 +15,6 @@ local stores do; ``disconnect`` is how to release the directory for a while.
 from __future__ import annotations
 
 import builtins
-import math
 import os
 import sys
 import threading
@@ -26,7 +25,7 @@ from itertools import islice
 from typing import Any, Final
 
 from engine import CheckpointReport, Engine, SyncMode
-from store_api import codec
+from store_api import codec, rules
 from store_api.interface import Store
 from store_api.keys import ESCAPED_NUL, NUL, decode_key, encode_key, key_prefix, namespace, to_bytes
 from store_api.options import DEFAULT_DATABASE, DEFAULT_TABLE, Options
@@ -212,20 +211,11 @@ class LogStore(Store):
 
     def _space(self, database: str, table: str) -> str:
         """The namespace text of (database, table), empty names falling back to the options."""
-        if type(database) is not str or type(table) is not str:
-            for name, value in (("database", database), ("table", table)):
-                if not isinstance(value, str):
-                    raise TypeError(f"{name} must be str, not {type(value).__name__}")
-        options = self._options
-        space = namespace(database or options.database, table or options.table)
+        space = namespace(*rules.names(self._options, database, table))
         if len(self._spaces) >= _SPACE_CACHE_SIZE:
             self._spaces = {}
         self._spaces[database, table] = space
         return space
-
-    def _names(self, database: str, table: str) -> tuple[str, str]:
-        """The (database, table) a call with these arguments addresses."""
-        return database or self._options.database, table or self._options.table
 
     # -- write and delete --------------------------------------------------
 
@@ -243,10 +233,10 @@ class LogStore(Store):
             raise TypeError(f"record must be a Record, not {type(record).__name__}")
         key = record.key
         if type(key) is not str or not key:
-            _bad_key(key)
+            rules.refuse_key(key)
         value = record.value
         if type(value) is not bytes:
-            value = _as_bytes(value)
+            value = rules.as_bytes(value)
         if database is _EMPTY and table is _EMPTY:
             space = self._default_space
         else:
@@ -291,23 +281,12 @@ class LogStore(Store):
     def _expires_at(
         self, lifetime: object, expiry: object, ttl: object
     ) -> tuple[float | None, float]:
-        """``(absolute expiry or None, now)`` by the precedence ttl > expiry > record.expiry."""
-        ttl_seconds = None if ttl is None else _seconds(ttl, "ttl")
-        if expiry is not None and not isinstance(expiry, datetime):
-            raise TypeError(f"expiry must be a datetime, not {type(expiry).__name__}")
-        if type(lifetime) is timedelta and not lifetime:
-            record_seconds = 0.0  # the default, timedelta(0): skip the general conversion
-        else:
-            record_seconds = _seconds(lifetime, "record.expiry")
+        """``(absolute expiry or None, now)`` by the precedence of ``rules.lifetime``."""
+        chosen = rules.lifetime(lifetime, expiry, ttl)
         now = self._clock()
-        if ttl_seconds:
-            at = now + ttl_seconds
-        elif expiry is not None:
-            at = expiry.timestamp()
-        elif record_seconds:
-            at = now + record_seconds
-        else:
+        if chosen is None:
             return None, now
+        at = chosen.timestamp() if isinstance(chosen, datetime) else now + chosen
         if not -_FLOAT_MAX <= at <= _FLOAT_MAX:
             raise ValueError(f"expiry is out of range: {at}")
         return at, now
@@ -315,7 +294,7 @@ class LogStore(Store):
     def delete(self, key: str, *, database: str = "", table: str = "") -> None:
         """Remove ``key`` from one database/table; a missing key is not an error."""
         if type(key) is not str or not key:
-            _bad_key(key)
+            rules.refuse_key(key)
         space = self._spaces.get((database, table)) or self._space(database, table)
         self._delete(encode_key(space, key))
 
@@ -343,9 +322,9 @@ class LogStore(Store):
         if prefix or suffix:
             return self._read_many(key, database, table, prefix, suffix, limit, offset)
         if limit or offset:  # ignored by an exact read, but never accepted when negative
-            _check_page(limit, offset)
+            rules.check_page(limit, offset)
         if type(key) is not str or not key:
-            _bad_key(key)
+            rules.refuse_key(key)
         if database is _EMPTY and table is _EMPTY:
             space = self._default_space
         else:
@@ -368,7 +347,7 @@ class LogStore(Store):
             decoded = self._decode(key, data, self._clock())
             if decoded is not None:
                 return [decoded]
-        raise NotFoundError(key, *self._names(database, table))
+        raise NotFoundError(key, *rules.names(self._options, database, table))
 
     def _decode(self, key: str, data: bytes, now: float) -> Record | None:
         """The record stored as ``data``, or None if it has expired by ``now``."""
@@ -391,9 +370,9 @@ class LogStore(Store):
         offset: int,
     ) -> builtins.list[Record]:
         """Prefix and/or suffix read: filter, sort, skip ``offset``, take ``limit``."""
-        _check_page(limit, offset)
+        rules.check_page(limit, offset)
         if type(key) is not str:
-            _bad_key(key)
+            rules.refuse_key(key)
         space = self._spaces.get((database, table)) or self._space(database, table)
         db = self._db
         if db is None:
@@ -439,10 +418,8 @@ class LogStore(Store):
         offset: int = 0,
     ) -> builtins.list[str]:
         """Live keys starting with ``prefix`` and ending with ``suffix``, ascending, paginated."""
-        _check_page(limit, offset)
-        for name, value in (("prefix", prefix), ("suffix", suffix)):
-            if type(value) is not str:
-                raise TypeError(f"{name} must be str, not {type(value).__name__}")
+        rules.check_page(limit, offset)
+        rules.check_affixes(prefix, suffix)
         space = self._spaces.get((database, table)) or self._space(database, table)
         db = self._db
         if db is None:
@@ -504,48 +481,6 @@ def _directory(options: Options) -> str:
     if options.nodes:
         raise ValueError(f"LogStore is embedded: give one node (a directory), not {options.nodes}")
     return default_dir()
-
-
-def _bad_key(key: object) -> None:
-    """Raise the right error for a key that is not a non-empty ``str``."""
-    if not isinstance(key, str):
-        raise TypeError(f"key must be str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("key must not be empty")
-
-
-def _as_bytes(value: object) -> bytes:
-    """A private ``bytes`` copy of a bytes-like value; ``TypeError`` for anything else."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    raise TypeError(f"value must be bytes, bytearray or memoryview, not {type(value).__name__}")
-
-
-def _seconds(duration: object, name: str) -> float:
-    """A ``timedelta`` or number of seconds (not ``bool``) as a finite float."""
-    if isinstance(duration, timedelta):
-        return duration.total_seconds()
-    if isinstance(duration, float):
-        seconds = duration
-    elif isinstance(duration, int) and not isinstance(duration, bool):
-        try:
-            seconds = float(duration)
-        except OverflowError:
-            seconds = math.inf
-    else:
-        raise TypeError(f"{name} must be a timedelta or a number of seconds, not {duration!r}")
-    if -_FLOAT_MAX <= seconds <= _FLOAT_MAX:  # False for NaN and infinities
-        return seconds
-    raise ValueError(f"{name} must be finite, not {duration!r}")
-
-
-def _check_page(limit: object, offset: object) -> None:
-    """``limit`` and ``offset`` must be non-negative ints."""
-    for name, value in (("limit", limit), ("offset", offset)):
-        if type(value) is not int:
-            raise TypeError(f"{name} must be int, not {type(value).__name__}")
-        if value < 0:
-            raise ValueError(f"{name} must not be negative, got {value}")
 
 
 def new_store(**options: Any) -> LogStore:
