@@ -7,9 +7,13 @@
 {'age': 36}
 """
 
+from typing import TYPE_CHECKING, Any
+
 from store_api.default import default_store
+from store_api.errors import UnavailableError
+from store_api.factory import new_store
 from store_api.interface import Store
-from store_api.logstore import LogStore, new_store
+from store_api.logstore import LogStore
 from store_api.options import Options
 from store_api.paths import default_dir
 from store_api.record import NotFoundError, Record
@@ -18,9 +22,28 @@ __all__ = [
     "LogStore",
     "NotFoundError",
     "Options",
+    "PostgresStore",
     "Record",
     "Store",
+    "UnavailableError",
     "default_dir",
     "default_store",
     "new_store",
 ]
+
+if TYPE_CHECKING:
+    from store_api.postgres import PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    """``PostgresStore`` on first use, so that ``store_api`` works without psycopg installed."""
+    if name == "PostgresStore":
+        try:
+            from store_api.postgres import PostgresStore
+        except ImportError as exc:
+            raise ImportError(
+                f"PostgresStore needs psycopg 3 and psycopg-pool: pip install 'seglog[postgres]' "
+                f"({exc})"
+            ) from exc
+        return PostgresStore
+    raise AttributeError(f"module 'store_api' has no attribute {name!r}")

@@ -51,6 +51,12 @@ def encode_metadata(metadata: object) -> bytes:
     return text.encode("ascii")
 
 
+def decode_metadata(text: str) -> dict[str, Any]:
+    """The metadata dict of JSON written by :func:`encode_metadata`."""
+    metadata: dict[str, Any] = _DECODER.decode(text)
+    return metadata
+
+
 def _refuse(value: object) -> Any:
     """``json`` hook for objects it does not know: always refuse, naming the type."""
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

@@ -481,8 +481,3 @@ def _directory(options: Options) -> str:
     if options.nodes:
         raise ValueError(f"LogStore is embedded: give one node (a directory), not {options.nodes}")
     return default_dir()
-
-
-def new_store(**options: Any) -> LogStore:
-    """A new ``LogStore`` (go-micro's ``NewStore``); options as for ``LogStore``."""
-    return LogStore(**options)

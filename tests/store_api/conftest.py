@@ -13,7 +13,7 @@ import builtins
 import itertools
 import os
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +60,9 @@ class Backend:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._counter = itertools.count()
+
+    def prepare(self, request: pytest.FixtureRequest) -> None:
+        """Get whatever the backend needs from other fixtures (a server, say)."""
 
     def make(self, clock: FakeClock, **options: Any) -> Store:
         """A connected store over fresh, empty storage, using ``clock`` for expiry."""
@@ -203,10 +206,42 @@ class AsyncLogBackend(LogBackend):
         return again
 
 
+class PostgresBackend(Backend):
+    """``PostgresStore`` on the session's throwaway server, in a fresh schema per store made.
+
+    The store's clock is the fake clock (so expiry tests move time), and
+    ``reap_interval=0``: no background sweeps racing the assertions.
+    """
+
+    name = "postgres"
+
+    def prepare(self, request: pytest.FixtureRequest) -> None:
+        self.fresh_dsn: Callable[[], str] = request.getfixturevalue("postgres_fresh_dsn")
+
+    def make(self, clock: FakeClock, **options: Any) -> Store:
+        from store_api import PostgresStore
+
+        options.setdefault("reap_interval", 0)
+        return PostgresStore(self.fresh_dsn(), clock=clock, **options)
+
+    def reopen(self, store: Store, clock: FakeClock) -> Store:
+        from store_api import PostgresStore
+
+        options = store.options()
+        store.disconnect()
+        return PostgresStore(
+            options.nodes[0],
+            database=options.database,
+            table=options.table,
+            **{**options.engine_options, "clock": clock},
+        )
+
+
 BACKENDS: dict[str, type[Backend]] = {
     "log": LogBackend,
     "log-memfs": MemoryLogBackend,
     "async-log": AsyncLogBackend,
+    "postgres": PostgresBackend,
 }
 
 
@@ -251,7 +286,9 @@ def store_factory(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> Iterator[StoreFactory]:
     """One factory per backend: every test that uses it runs against each backend."""
-    factory = StoreFactory(BACKENDS[request.param](tmp_path), clock)
+    backend = BACKENDS[request.param](tmp_path)
+    backend.prepare(request)
+    factory = StoreFactory(backend, clock)
     yield factory
     factory.close_all()
 
