@@ -72,3 +72,17 @@ def decode_key(space_size: int, engine_key: bytes) -> str:
 def key_prefix(space: str, prefix: str) -> bytes:
     """The engine-key prefix of every key in ``space`` that starts with ``prefix``."""
     return to_bytes(space + escape(prefix))
+
+
+def split_key(engine_key: bytes) -> tuple[str, str, str]:
+    """``(database, table, key)`` of an engine key made by :func:`encode_key`.
+
+    The terminator never occurs inside an escaped component, so splitting on it
+    undoes :func:`namespace` and :func:`encode_key` exactly.
+    """
+    text = engine_key.decode("utf-8", "surrogatepass")
+    parts = text[len(RECORD_TAG) :].split(TERMINATOR)
+    if not text.startswith(RECORD_TAG) or len(parts) != 4 or parts[3]:
+        raise ValueError(f"not a store_api record key: {engine_key!r}")
+    database, table, key = (part.replace(ESCAPED_NUL, NUL) for part in parts[:3])
+    return database, table, key

@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, Final
@@ -27,7 +27,17 @@ from typing import Any, Final
 from engine import CheckpointReport, Engine, SyncMode
 from store_api import codec, rules
 from store_api.interface import Store
-from store_api.keys import ESCAPED_NUL, NUL, decode_key, encode_key, key_prefix, namespace, to_bytes
+from store_api.keys import (
+    ESCAPED_NUL,
+    NUL,
+    RECORD_TAG,
+    decode_key,
+    encode_key,
+    key_prefix,
+    namespace,
+    split_key,
+    to_bytes,
+)
 from store_api.options import DEFAULT_DATABASE, DEFAULT_TABLE, Options
 from store_api.paths import default_dir
 from store_api.record import FOREVER, NotFoundError, Record
@@ -443,6 +453,30 @@ class LogStore(Store):
                 yield key
             else:
                 index.discard(key)
+
+    # -- whole tables (for ``seglog copy``) ------------------------------------
+
+    def namespaces(self) -> builtins.list[tuple[str, str]]:
+        """Every (database, table) holding a live record, ascending."""
+        db = self._reconnect()
+        found: dict[tuple[str, str], None] = {}
+        for engine_key in db.scan_keys(prefix=to_bytes(RECORD_TAG)):
+            database, table, _ = split_key(engine_key)
+            found[database, table] = None
+        return builtins.list(found)
+
+    def records(self, *, database: str = "", table: str = "") -> Iterator[Record]:
+        """Every live record of one table, ascending by key, read lazily."""
+        space = self._space(database, table)
+        return self._prefix_records(self._reconnect(), space, "", self._clock())
+
+    def write_many(self, records: Iterable[Record], *, database: str = "", table: str = "") -> int:
+        """Write each record as ``write`` would (its expiry as the lifetime); how many."""
+        count = 0
+        for record in records:
+            self.write(record, database=database, table=table)
+            count += 1
+        return count
 
     # -- the suffix index --------------------------------------------------
 

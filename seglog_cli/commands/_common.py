@@ -47,6 +47,8 @@ Advance = Callable[[int], None]
 
 #: Stores at least this large get a progress bar (on a terminal).
 PROGRESS_THRESHOLD: Final = 32 << 20
+#: Item-counting progress bars (``seglog copy``) show from this many items.
+PROGRESS_ITEMS: Final = 10_000
 #: How often (in bytes scanned) a progress bar moves.
 PROGRESS_STEP: Final = 4 << 20
 
@@ -203,27 +205,35 @@ def require_new_or_store(path: str) -> None:
 
 
 @contextmanager
-def progress_bar(total: int, what: str, disabled: bool) -> Iterator[Advance | None]:
-    """A progress bar on stderr over ``total`` bytes, or None for a small store or no terminal."""
-    if disabled or total < PROGRESS_THRESHOLD or not sys.stderr.isatty():
+def progress_bar(
+    total: int, what: str, disabled: bool, *, counting: str = ""
+) -> Iterator[Advance | None]:
+    """A progress bar on stderr over ``total`` bytes, or None for a small store or no terminal.
+
+    With ``counting`` (a plural noun, e.g. "records") the bar counts items instead
+    of bytes and shows up from ``PROGRESS_ITEMS`` of them.
+    """
+    threshold = PROGRESS_ITEMS if counting else PROGRESS_THRESHOLD
+    if disabled or total < threshold or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import (
         BarColumn,
         DownloadColumn,
+        MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
 
-    columns = (
-        TextColumn(what),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
+    amount: tuple[ProgressColumn, ...] = (
+        (MofNCompleteColumn(), TextColumn(counting))
+        if counting
+        else (DownloadColumn(), TransferSpeedColumn())
     )
+    columns = (TextColumn(what), BarColumn(), *amount, TimeRemainingColumn())
     with Progress(*columns, console=console(stderr=True), transient=True) as progress:
         task = progress.add_task(what, total=total)
         yield lambda done: progress.update(task, completed=done)

@@ -126,6 +126,18 @@ UPSERT: Final = (
     " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
     " metadata = excluded.metadata, expires_at = excluded.expires_at"
 )
+#: UPSERT for many records of one namespace: one statement over parallel arrays, sent in
+#: binary (``%b``: dumping large arrays as text costs more than the statement).
+UPSERT_MANY: Final = (
+    "INSERT INTO seglog_records (namespace, key, reversed_key, value, metadata, expires_at)"
+    " SELECT %(ns)s, r.key, r.reversed_key, r.value, r.metadata,"
+    " COALESCE(r.at, statement_timestamp() + r.ttl)"
+    " FROM unnest(%(key)b::bytea[], %(reversed)b::bytea[], %(value)b::bytea[],"
+    " %(metadata)b::text[], %(at)b::timestamptz[], %(ttl)b::interval[])"
+    " AS r(key, reversed_key, value, metadata, at, ttl)"
+    " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+    " metadata = excluded.metadata, expires_at = excluded.expires_at"
+)
 DELETE: Final = "DELETE FROM seglog_records WHERE namespace = %(ns)s AND key = %(key)s"
 READ_ONE: Final = (
     f"SELECT value, metadata, expires_at - {_NOW} FROM seglog_records"
@@ -136,6 +148,12 @@ READ_ONE: Final = (
 REAP: Final = (
     f"DELETE FROM seglog_records WHERE expires_at <= {_NOW} AND (namespace, key) IN"
     f" (SELECT namespace, key FROM seglog_records WHERE expires_at <= {_NOW} LIMIT %(batch)s)"
+)
+
+#: One page of a whole table, after the last key of the previous page (keyset pagination).
+PAGE_AFTER: Final = (
+    f"SELECT key, value, metadata, expires_at - {_NOW} FROM seglog_records"
+    f" WHERE namespace = %(ns)s AND key > %(after)s AND {_LIVE} ORDER BY key LIMIT %(limit)s"
 )
 
 _PREFIX: Final = " AND key >= %(lo)s AND key < %(hi)s"

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -289,12 +289,23 @@ class PostgresStore(Store):
         ttl: timedelta | float | None = None,
     ) -> None:
         """Upsert ``record``: value, metadata and expiry all replaced, committed on return."""
+        ns, database, table = self._namespace(database, table)
+        params = self._row(ns, record, expiry, ttl)
+        self._register(ns, database, table)
+        try:
+            self._run(lambda conn: conn.execute(schema.UPSERT, params))
+        except psycopg.errors.DataError as exc:  # an expiry past what the server can store
+            raise ValueError(f"expiry is out of range: {exc}") from None
+
+    def _row(
+        self, ns: int, record: Record, expiry: datetime | None, ttl: timedelta | float | None
+    ) -> dict[str, Any]:
+        """The UPSERT parameters of ``record``; every check runs here, before any SQL."""
         if not isinstance(record, Record):
             raise TypeError(f"record must be a Record, not {type(record).__name__}")
         key = record.key
         rules.check_key(key)
         value = record.value if type(record.value) is bytes else rules.as_bytes(record.value)
-        ns, database, table = self._namespace(database, table)
         key_bytes = to_bytes(key)
         if len(key_bytes) > schema.MAX_KEY_BYTES:
             raise ValueError(
@@ -304,7 +315,7 @@ class PostgresStore(Store):
         metadata = record.metadata
         meta_text = codec.encode_metadata(metadata).decode("ascii") if metadata else None
         at, ttl_interval = self._expiry(rules.lifetime(record.expiry, expiry, ttl))
-        params = {
+        return {
             "ns": ns,
             "key": key_bytes,
             "reversed": to_bytes(key[::-1]),
@@ -313,11 +324,6 @@ class PostgresStore(Store):
             "at": at,
             "ttl": ttl_interval,
         }
-        self._register(ns, database, table)
-        try:
-            self._run(lambda conn: conn.execute(schema.UPSERT, params))
-        except psycopg.errors.DataError as exc:  # an expiry past what the server can store
-            raise ValueError(f"expiry is out of range: {exc}") from None
 
     def _expiry(
         self, lifetime: float | datetime | None
@@ -340,6 +346,58 @@ class PostgresStore(Store):
         ns, _, _ = self._namespace(database, table)
         params = {"ns": ns, "key": to_bytes(key)}
         self._run(lambda conn: conn.execute(schema.DELETE, params))
+
+    def write_many(
+        self, records: Iterable[Record], *, database: str = "", table: str = "", batch: int = 1000
+    ) -> int:
+        """Write each record as ``write`` would, ``batch`` per statement; how many.
+
+        Each batch is one statement, committed whole or not at all and retried
+        whole (upserts are idempotent), so re-running an interrupted bulk write
+        is safe. Keys must not repeat within one call.
+        """
+        ns, database, table = self._namespace(database, table)
+        count = 0
+        rows: builtins.list[dict[str, Any]] = []
+        for record in records:
+            rows.append(self._row(ns, record, None, None))
+            if len(rows) >= batch:
+                count += self._upsert_all(ns, rows, database, table)
+                rows = []
+        return count + (self._upsert_all(ns, rows, database, table) if rows else 0)
+
+    def _upsert_all(
+        self, ns: int, rows: builtins.list[dict[str, Any]], database: str, table: str
+    ) -> int:
+        """Upsert ``rows`` (of namespace ``ns``) in one statement."""
+        self._register(ns, database, table)
+        params: dict[str, Any] = {"ns": ns}
+        for column in ("key", "reversed", "value", "metadata", "at", "ttl"):
+            params[column] = [row[column] for row in rows]
+        try:
+            self._run(lambda conn: conn.execute(schema.UPSERT_MANY, params))
+        except psycopg.errors.DataError as exc:
+            raise ValueError(f"expiry is out of range: {exc}") from None
+        return len(rows)
+
+    def records(
+        self, *, database: str = "", table: str = "", batch: int = 1000
+    ) -> Iterator[Record]:
+        """Every live record of one table, ascending by key, fetched ``batch`` at a time.
+
+        Each page starts after the last key of the one before (keyset pagination:
+        every page is one index range, however deep into the table).
+        """
+        ns, _, _ = self._namespace(database, table)
+        params: dict[str, Any] = {"ns": ns, "after": b"", "limit": batch}
+        while True:
+            params["now"] = self._now()
+            rows = self._run(lambda conn: conn.execute(schema.PAGE_AFTER, params).fetchall())
+            for row in rows:
+                yield _record(_text(row[0]), *row[1:])
+            if len(rows) < batch:
+                return
+            params["after"] = bytes(rows[-1][0])
 
     def reap_expired(self) -> int:
         """Delete expired records in batches (from seglog's table only); how many went."""
