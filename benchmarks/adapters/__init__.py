@@ -20,6 +20,7 @@ from benchmarks.adapters.base import Adapter
 _REGISTRY: dict[str, str] = {
     "seglog": "benchmarks.adapters.seglog_engine:EngineAdapter",
     "seglog-store": "benchmarks.adapters.seglog_store:LogStoreAdapter",
+    "postgres-store": "benchmarks.adapters.postgres_store:PostgresStoreAdapter",
     "plyvel": "benchmarks.adapters.peer_plyvel:PlyvelAdapter",
     "semidbm": "benchmarks.adapters.peer_semidbm:SemidbmAdapter",
     "rocksdict": "benchmarks.adapters.peer_rocksdict:RocksdictAdapter",

@@ -36,7 +36,7 @@ from store_api.keys import to_bytes
 from store_api.options import Options
 from store_api.postgres import schema
 from store_api.postgres.watchdog import WATCHDOG
-from store_api.record import NO_EXPIRY, NotFoundError, Record
+from store_api.record import FOREVER, NotFoundError, Record
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
@@ -516,7 +516,7 @@ def _record(key: str, value: bytes, metadata: str | None, remaining: timedelta |
         key,
         bytes(value),
         codec.decode_metadata(metadata) if metadata else {},
-        NO_EXPIRY if remaining is None else max(remaining, timedelta(microseconds=1)),
+        FOREVER if remaining is None else max(remaining, timedelta(microseconds=1)),
     )
 
 
