@@ -174,10 +174,7 @@ class TemporaryServer:
     def pids(self) -> list[int]:
         """The postmaster and every process it started (backends, walwriter, ...)."""
         main = self.postmaster_pid()
-        children = subprocess.run(
-            ["pgrep", "-P", str(main)], capture_output=True, text=True, check=False
-        ).stdout.split()
-        return [main, *map(int, children)]
+        return [main, *_children(main)]
 
     def signal_all(self, signum: signal.Signals) -> None:
         """Send ``signum`` to the postmaster and all its children (SIGSTOP/SIGCONT/SIGKILL)."""
@@ -287,6 +284,23 @@ class TemporaryServer:
     def promote(self) -> None:
         """Turn this standby into a primary (waits until it accepts writes)."""
         self.run("pg_ctl", "-D", self.data, "-w", "-t", "60", "promote")
+
+
+def _children(parent: int) -> list[int]:
+    """Processes whose parent is ``parent``, from /proc (no procps needed)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and int(fields[1]) == parent:
+            found.append(int(entry))
+    return found
 
 
 def _alive(pid: int) -> bool:
