@@ -1,6 +1,6 @@
 """seglog's ``store_api.PostgresStore``: the same Store interface on a PostgreSQL server.
 
-The server is the one ``seglog bench --postgres DSN`` names (passed to the worker
+The server is the one ``$SEGLOG_BENCH_POSTGRES`` names (inherited by the worker
 processes as ``$SEGLOG_BENCH_POSTGRES``), else a throwaway server on loopback
 that this adapter starts once per worker process (``store_api.postgres.server``)
 and stops when the process ends. Each store directory the harness asks for
