@@ -76,8 +76,9 @@ class Adapter(ABC):
     python_index: ClassVar[bool] = False
     #: Keys are kept in order, so a prefix scan is a range read, not a full scan.
     ordered: ClassVar[bool] = True
-    #: put/get/delete may be called from several threads at once.
-    threadsafe: ClassVar[bool] = False
+    #: put/get/delete may be called from several threads at once; an adapter
+    #: whose answer depends on the sync mode sets it on the instance in open().
+    threadsafe: bool = False
     #: In "periodic" mode the store fsyncs by itself; otherwise the harness calls
     #: :meth:`sync` every sync_interval while writing, which is what makes the
     #: peer's "periodic" equal seglog's.

@@ -4,7 +4,9 @@
 * periodic: ``sync=False`` hands each commit to the OS without fsync; the harness
   calls ``env.sync(True)`` every sync_interval.
 * none: one write transaction is kept open (reads go through it) and committed by
-  :meth:`sync`, so writes sit in the process until then.
+  :meth:`sync`, so writes sit in the process until then. A py-lmdb write
+  transaction belongs to one thread, so in this mode the adapter is not
+  thread-safe and the harness serializes calls with one lock.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class LmdbAdapter(Adapter):
         self._env = env
         self._txn: Any = None
         if self.sync_mode == "none":
+            self.threadsafe = False
             self._txn = env.begin(write=True)
             txn_holder = self
 
