@@ -31,7 +31,7 @@ from benchmarks.machine import harness_overhead, machine_info
 from benchmarks.progress import Progress
 from benchmarks.render import render_document
 from benchmarks.results import Collector, row_dicts
-from benchmarks.worker import MARK, TaskSpec
+from benchmarks.task_spec import MARK, TaskSpec
 from benchmarks.workloads import ALIASES, WORKLOADS, Group
 from benchmarks.ycsb import Distribution
 

@@ -2,8 +2,8 @@
 
 The runner starts one worker per (store, sync mode, group, round), so stores never
 share a heap, a GIL, caches or leaked threads. The worker reads a
-:class:`TaskSpec` as JSON on stdin and reports on stdout, one event per line,
-each prefixed with :data:`MARK` so stray output from a library cannot be taken
+:class:`~benchmarks.task_spec.TaskSpec` as JSON on stdin and reports on stdout, one event per line,
+each prefixed with :data:`~benchmarks.task_spec.MARK` so stray output from a library cannot be taken
 for a result:
 
 * ``{"event": "start", "workload": w}``
@@ -25,24 +25,21 @@ import traceback
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmarks.adapters import adapter_class
 from benchmarks.adapters.base import Adapter, SyncMode
+from benchmarks.task_spec import MARK, TaskSpec
 from benchmarks.together import run_together
 from benchmarks.workloads import (
     SCAN_WIDTH,
     WORKLOADS,
-    Group,
     make_key,
     scan_prefix,
     value_pool,
 )
-from benchmarks.ycsb import MIXES, Distribution, ycsb_key
+from benchmarks.ycsb import MIXES, ycsb_key
 from benchmarks.ycsb_run import MixSettings, run_mix
-
-MARK = "@@bench "
 
 #: Writes between two looks at the clock (for the harness's periodic sync and the
 #: time budget): growing from the first to the last, so a store that takes a
@@ -54,39 +51,6 @@ CHUNK = 1024
 VERIFY_SAMPLE = 1000
 
 Emit = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class TaskSpec:
-    """Everything a worker needs; JSON round-trips through :func:`asdict`."""
-
-    store: str
-    sync: SyncMode
-    group: Group
-    workloads: list[str]
-    directory: str
-    size: int = 100_000
-    value_size: int = 100
-    seed: int = 0
-    durable_ops: int = 20_000
-    durable_seconds: float = 1.0
-    sync_interval: float = 1.0
-    budget_seconds: float = 5.0
-    adapter: str = ""
-    """Where the adapter class comes from (a store name or "module:Class"); "" = store."""
-    records: int = 10_000
-    operations: int = 20_000
-    threads: int = 1
-    target_rate: float | None = None
-    distribution: Distribution | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> TaskSpec:
-        return cls(**json.loads(text))
 
 
 class TaskError(Exception):

@@ -174,7 +174,8 @@ def test_target_rate_measures_from_the_intended_start(tmp_path: Path) -> None:
 
 
 def test_a_store_without_order_skips_workload_e(tmp_path: Path) -> None:
-    from benchmarks.worker import Task, TaskSpec
+    from benchmarks.task_spec import TaskSpec
+    from benchmarks.worker import Task
 
     events: list[dict[str, Any]] = []
     spec = TaskSpec(
@@ -248,7 +249,8 @@ def test_the_adapter_in_the_docs_is_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """docs/BENCHMARKS.md's example adapter, as printed there, runs the workloads."""
-    from benchmarks.worker import Task, TaskSpec
+    from benchmarks.task_spec import TaskSpec
+    from benchmarks.worker import Task
 
     docs = (Path(__file__).parents[2] / "docs" / "BENCHMARKS.md").read_text()
     section = docs.split("## Benchmarking your own store", 1)[1]
