@@ -6,6 +6,7 @@ See docs/BENCHMARKS.md for what is measured and how durability is matched.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -82,6 +83,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="periodic",
         help='sync modes for the main workloads: comma-separated "always", "periodic", '
         '"none", or "all" (default: periodic; durable-* always use "always")',
+    )
+    what.add_argument(
+        "--postgres",
+        metavar="DSN",
+        help="run postgres-store on this server (a schema per store directory) instead of "
+        "a throwaway one; the same as setting $SEGLOG_BENCH_POSTGRES",
     )
     what.add_argument("--quick", action="store_true", help="a tiny run, under a minute")
     what.add_argument("--list", action="store_true", help="list stores and their durability")
@@ -261,6 +268,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from benchmarks.adapters.postgres_store import DSN_VARIABLE
     from benchmarks.runner import run_bench
     from benchmarks.sweep import run_sweep
 
@@ -278,6 +286,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"seglog bench: {exc}", file=sys.stderr)
         return 2
+    if args.postgres:
+        # The worker processes inherit the environment, and the adapter reads it there.
+        os.environ[DSN_VARIABLE] = args.postgres
     value_sizes = args.value_size or [config.value_size]
     threads = args.threads or [config.threads]
     # Turn SIGTERM into SystemExit so the runner's cleanup kills the worker process

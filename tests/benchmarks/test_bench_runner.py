@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.worker import Task, TaskSpec
+from benchmarks.task_spec import TaskSpec
+from benchmarks.worker import Task
 from seglog_cli.main import build_parser, command_modules, main
 
 TINY = ["--size", "300", "--rounds", "1", "--durable-ops", "40", "--durable-seconds", "0.05"]
@@ -132,3 +133,29 @@ def test_worker_reports_only_what_was_asked(tmp_path: Path, workloads: list[str]
     Task(spec, events.append).run()
     assert [e["workload"] for e in events if e["event"] == "result"] == workloads
     assert {e["workload"] for e in events if e["event"] == "start"} == set(workloads)
+
+
+def test_postgres_flag_runs_postgres_store_on_that_server(
+    tmp_path: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from benchmarks.adapters.postgres_store import DSN_VARIABLE
+
+    monkeypatch.delenv(DSN_VARIABLE, raising=False)  # restored after the test
+
+    def bench_schemas() -> int:
+        with psycopg.connect(postgres_dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench\\_%'"
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    before = bench_schemas()
+    args = ("--stores", "postgres-store", "--workloads", "fill-seq", "--postgres", postgres_dsn)
+    code, doc = _run(tmp_path, *args)
+    assert code == 0, doc["errors"]
+    (row,) = [r for r in doc["results"] if r["workload"] == "fill-seq"]
+    assert row["store"] == "postgres-store" and row["median"] > 0
+    assert bench_schemas() > before, "the run did not use the server --postgres named"
