@@ -1,7 +1,8 @@
 """seglog's storage engine: an append-only segment log with an in-memory sorted index.
 
+>>> import tempfile
 >>> from engine import Engine
->>> with Engine.open("/tmp/example-store") as db:  # doctest: +SKIP
+>>> with tempfile.TemporaryDirectory() as path, Engine.open(path) as db:
 ...     db.put(b"greeting", b"hello")
 ...     db.get(b"greeting")
 b'hello'
@@ -9,22 +10,29 @@ b'hello'
 
 from engine.batch import Batch
 from engine.checkpoint import CheckpointReport, IncompleteCheckpointError
+from engine.compaction import CancelledError, CompactionReport
 from engine.engine import Engine
 from engine.errors import ClosedError, CorruptionError, FailedError, LockedError, StorageError
-from engine.options import EngineOptions, SyncMode
+from engine.options import SyncMode
 from engine.recovery import RecoveryMode
+from engine.stats import CompactionStats, EngineStats, RecoveryStats, SegmentStats
 
 __all__ = [
     "Batch",
+    "CancelledError",
     "CheckpointReport",
     "ClosedError",
+    "CompactionReport",
+    "CompactionStats",
     "CorruptionError",
     "Engine",
-    "EngineOptions",
+    "EngineStats",
     "FailedError",
     "IncompleteCheckpointError",
     "LockedError",
     "RecoveryMode",
+    "RecoveryStats",
+    "SegmentStats",
     "StorageError",
     "SyncMode",
 ]

@@ -90,7 +90,7 @@ class Engine(KeyMapping):
         compaction: CompactionOptions | None = None,
     ) -> None:
         self.path = directory
-        self.options = options
+        self._options = options
         self._owner_lock: Lock | None = lock
         self._clock = options.clock
         self._checks = WriteChecks(options.max_key_size, options.max_value_size, options.clock)
@@ -184,7 +184,7 @@ class Engine(KeyMapping):
                 engine,
                 Engine._sync_new_writes,
                 engine._stop_syncing,
-                engine.options.sync_interval,
+                engine._options.sync_interval,
                 f"seglog-sync {directory}",
             )
         engine._compactor.start()
@@ -202,7 +202,7 @@ class Engine(KeyMapping):
             self.path,
             ids,
             compacted=compacted,
-            mode=self.options.recovery,
+            mode=self._options.recovery,
             now=self._clock(),
         )
         self._keyspace.restore(state.index, state.expiry, state.dead_bytes)
@@ -217,7 +217,7 @@ class Engine(KeyMapping):
         logs = [i for i in ids if i < COMPACTED_BASE]
         newest = logs[-1] if logs else 0
         newest_size = state.segment_sizes.get(newest, 0)
-        if logs and FILE_HEADER_SIZE <= newest_size < self.options.segment_size:
+        if logs and FILE_HEADER_SIZE <= newest_size < self._options.segment_size:
             writer.resume(newest)
         else:
             writer.start(newest + 1 if newest_size >= FILE_HEADER_SIZE else max(newest, 1))
@@ -552,7 +552,7 @@ class Engine(KeyMapping):
             report = self._recovery
             return {
                 "path": self.path,
-                "sync": self.options.sync,
+                "sync": self._options.sync,
                 "keys": len(keyspace),
                 "expiring_keys": keyspace.expiring,
                 "segments": segments,
@@ -625,4 +625,4 @@ class Engine(KeyMapping):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._keyspace)} keys"
-        return f"<Engine {self.path!r} sync={self.options.sync} {state}>"
+        return f"<Engine {self.path!r} sync={self._options.sync} {state}>"

@@ -1,7 +1,8 @@
 """go-micro's ``Store`` interface over the seglog engine (contract: STORE_API.md).
 
+>>> import tempfile
 >>> from store_api import LogStore, Record
->>> with LogStore(path) as store:                       # doctest: +SKIP
+>>> with tempfile.TemporaryDirectory() as path, LogStore(path) as store:
 ...     store.write(Record("user/1", b"ada", {"age": 36}), ttl=60)
 ...     store.read("user/", prefix=True)[0].metadata
 {'age': 36}
@@ -9,6 +10,7 @@
 
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import ClosedError, CorruptionError, FailedError, LockedError, StorageError
 from store_api.default import default_store
 from store_api.errors import UnavailableError
 from store_api.factory import new_store
@@ -19,11 +21,16 @@ from store_api.paths import default_dir
 from store_api.record import NotFoundError, Record
 
 __all__ = [
+    "ClosedError",
+    "CorruptionError",
+    "FailedError",
+    "LockedError",
     "LogStore",
     "NotFoundError",
     "Options",
     "PostgresStore",
     "Record",
+    "StorageError",
     "Store",
     "UnavailableError",
     "default_dir",
