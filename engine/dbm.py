@@ -1,9 +1,13 @@
 """The standard library's ``dbm`` interface over a seglog store, so ``shelve`` runs on seglog.
 
->>> import shelve
+>>> import os, shelve, tempfile
 >>> from engine import dbm as seglog_dbm
->>> with shelve.Shelf(seglog_dbm.open("/tmp/example-shelf", "c")) as shelf:  # doctest: +SKIP
+>>> path = os.path.join(tempfile.mkdtemp(), "shelf")
+>>> with shelve.Shelf(seglog_dbm.open(path, "c")) as shelf:
 ...     shelf["user"] = {"name": "ada", "langs": ["python"]}
+>>> with shelve.Shelf(seglog_dbm.open(path, "r")) as shelf:
+...     shelf["user"]["langs"]
+['python']
 
 ``open(file, flag="r", mode=0o666)`` returns a ``Database``: a mutable mapping
 of bytes to bytes with the methods ``dbm`` objects have (``[]``, ``del``,
