@@ -1,4 +1,4 @@
-"""The progress bar of a ``seglog bench`` run (rich, if installed)."""
+"""The progress bar of a ``seglog bench`` run."""
 
 from __future__ import annotations
 
@@ -6,24 +6,22 @@ from typing import Any
 
 
 class Progress:
-    """A rich progress bar, or nothing when rich is missing or progress is off."""
+    """A rich progress bar, or nothing when progress is off."""
 
     def __init__(self, total: int, enabled: bool, console: Any | None) -> None:
         self._bar: Any = None
         self._task: Any = None
         if not enabled:
             return
-        try:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-        except ImportError:
-            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self._bar = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

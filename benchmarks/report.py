@@ -292,13 +292,10 @@ def split_columns(view: TableView, width: int) -> list[TableView]:
 
 
 def print_views(views: list[TableView], console: Any | None = None) -> None:
-    """Print the tables with rich (split to the terminal's width), or as Markdown."""
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(to_markdown(views))
-        return
+    """Print the tables with rich, each split to the terminal's width."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = console or Console()
     for whole in views:
         for view in split_columns(whole, console.width):

@@ -161,11 +161,9 @@ def _modes(text: str) -> list[Any]:
     return [m for m in SYNC_MODES if m in modes]
 
 
-def _console() -> Any | None:
-    try:
-        from rich.console import Console
-    except ImportError:
-        return None
+def _console() -> Any:
+    from rich.console import Console
+
     return Console()
 
 
