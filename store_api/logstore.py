@@ -31,17 +31,15 @@ from store_api.keys import (
     ESCAPED_NUL,
     NUL,
     RECORD_TAG,
-    decode_key,
     encode_key,
-    key_prefix,
     namespace,
     split_key,
     to_bytes,
 )
 from store_api.options import DEFAULT_DATABASE, DEFAULT_TABLE, Options
 from store_api.paths import default_dir
+from store_api.ranges import TableSuffixes, decode_record, prefix_keys, prefix_records
 from store_api.record import FOREVER, NotFoundError, Record
-from store_api.suffix import SuffixIndex
 
 _PLAIN: Final = codec.PLAIN
 _new_record: Final = object.__new__
@@ -92,14 +90,13 @@ class LogStore(Store):
         )
         self._options = options.merge(path=_directory(options))
         self._state_lock = threading.RLock()
-        self._suffix_lock = threading.Lock()
         self._db: Engine | None = None
         # The hot paths call these bound methods directly; while disconnected they
         # point at methods that reconnect first (see connect/disconnect).
         self._get: Callable[[bytes], bytes | None] = self._get_reconnecting
         self._put: Callable[[bytes, bytes], None] = self._put_reconnecting
         self._spaces: dict[tuple[str, str], str] = {}
-        self._suffixes: dict[str, SuffixIndex] = {}
+        self._suffixes = TableSuffixes()
         self._clock: Callable[[], float] = time.time
         self._default_space = ""
         self._configure()
@@ -136,8 +133,7 @@ class LogStore(Store):
             db, self._db = self._db, None
             self._get = self._get_reconnecting
             self._put = self._put_reconnecting
-            with self._suffix_lock:
-                self._suffixes = {}
+            self._suffixes.clear()
             if db is not None:
                 db.close()
 
@@ -282,9 +278,10 @@ class LogStore(Store):
                 db = self._reconnect()
             db.put(engine_key, data, expires_at=expires_at)
         # After the put, so a suffix index registered meanwhile either sees it in its
-        # key scan or here (see _suffix_candidates).
-        if self._suffixes:
-            index = self._suffixes.get(space)
+        # key scan or here (see TableSuffixes._candidates).
+        indexes = self._suffixes.by_space
+        if indexes:
+            index = indexes.get(space)
             if index is not None:
                 index.note(key)
 
@@ -354,20 +351,10 @@ class LogStore(Store):
                 record.metadata = {}
                 record.expiry = FOREVER
                 return [record]
-            decoded = self._decode(key, data, self._clock())
+            decoded = decode_record(key, data, self._clock())
             if decoded is not None:
                 return [decoded]
         raise NotFoundError(key, *rules.names(self._options, database, table))
-
-    def _decode(self, key: str, data: bytes, now: float) -> Record | None:
-        """The record stored as ``data``, or None if it has expired by ``now``."""
-        value, metadata, expires_at = codec.decode(data)
-        if expires_at is None:
-            return Record(key, value, metadata)
-        if expires_at <= now:
-            return None
-        micros = round((expires_at - now) * 1_000_000)
-        return Record(key, value, metadata, timedelta(microseconds=max(micros, 1)))
 
     def _read_many(
         self,
@@ -390,32 +377,10 @@ class LogStore(Store):
         now = self._clock()
         records: Iterator[Record]
         if suffix and key:
-            records = self._suffix_records(db, space, key if prefix else "", key, now)
+            records = self._suffixes.records(db, space, key if prefix else "", key, now)
         else:
-            records = self._prefix_records(db, space, key, now)
+            records = prefix_records(db, space, key, now)
         return builtins.list(islice(records, offset, offset + limit if limit else None))
-
-    def _prefix_records(self, db: Engine, space: str, prefix: str, now: float) -> Iterator[Record]:
-        """Live records of ``space`` whose key starts with ``prefix``, ascending."""
-        size = len(to_bytes(space))
-        for engine_key, data in db.scan(prefix=key_prefix(space, prefix)):
-            key = decode_key(size, engine_key)
-            record = Record(key, data[1:]) if not data[0] else self._decode(key, data, now)
-            if record is not None:
-                yield record
-
-    def _suffix_records(
-        self, db: Engine, space: str, prefix: str, suffix: str, now: float
-    ) -> Iterator[Record]:
-        """Live records of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
-        index, candidates = self._suffix_candidates(db, space, prefix, suffix)
-        for key in candidates:
-            data = db.get(encode_key(space, key))
-            record = None if data is None else self._decode(key, data, now)
-            if record is None:
-                index.discard(key)
-            else:
-                yield record
 
     def list(
         self,
@@ -436,23 +401,10 @@ class LogStore(Store):
             db = self._reconnect()
         keys: Iterator[str]
         if suffix:
-            keys = self._suffix_keys(db, space, prefix, suffix)
+            keys = self._suffixes.keys(db, space, prefix, suffix)
         else:
-            size = len(to_bytes(space))
-            keys = (
-                decode_key(size, engine_key)
-                for engine_key in db.scan_keys(prefix=key_prefix(space, prefix))
-            )
+            keys = prefix_keys(db, space, prefix)
         return builtins.list(islice(keys, offset, offset + limit if limit else None))
-
-    def _suffix_keys(self, db: Engine, space: str, prefix: str, suffix: str) -> Iterator[str]:
-        """Live keys of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
-        index, candidates = self._suffix_candidates(db, space, prefix, suffix)
-        for key in candidates:
-            if encode_key(space, key) in db:
-                yield key
-            else:
-                index.discard(key)
 
     # -- whole tables (for ``seglog copy``) ------------------------------------
 
@@ -468,7 +420,7 @@ class LogStore(Store):
     def records(self, *, database: str = "", table: str = "") -> Iterator[Record]:
         """Every live record of one table, ascending by key, read lazily."""
         space = self._space(database, table)
-        return self._prefix_records(self._reconnect(), space, "", self._clock())
+        return prefix_records(self._reconnect(), space, "", self._clock())
 
     def write_many(self, records: Iterable[Record], *, database: str = "", table: str = "") -> int:
         """Write each record as ``write`` would (its expiry as the lifetime); how many."""
@@ -477,33 +429,6 @@ class LogStore(Store):
             self.write(record, database=database, table=table)
             count += 1
         return count
-
-    # -- the suffix index --------------------------------------------------
-
-    def _suffix_candidates(
-        self, db: Engine, space: str, prefix: str, suffix: str
-    ) -> tuple[SuffixIndex, builtins.list[str]]:
-        """The table's suffix index and the keys in it that may match, ascending.
-
-        Builds the index on first use. It is registered before the key scan
-        starts and writers note keys after their put, so a concurrent write
-        lands in the scan's snapshot, in the index's pending keys, or both.
-        """
-        index = self._suffixes.get(space)
-        if index is None:
-            with self._suffix_lock:
-                index = self._suffixes.get(space)
-                if index is None:
-                    index = SuffixIndex()
-                    self._suffixes = {**self._suffixes, space: index}
-                    size = len(to_bytes(space))
-                    index.load(
-                        decode_key(size, key) for key in db.scan_keys(prefix=to_bytes(space))
-                    )
-        found = index.matching(suffix)
-        if prefix:
-            found = [key for key in found if key.startswith(prefix)]
-        return index, found
 
 
 def _directory(options: Options) -> str:

@@ -1,0 +1,109 @@
+"""Range reads of one namespace over an engine: prefix and suffix queries, lazily, in key order.
+
+``LogStore`` checks the arguments and paginates; this module turns a
+namespace, a prefix and a suffix into the live records or keys that match.
+Prefixes are range scans of the engine's sorted index. Suffixes go through
+``TableSuffixes``, one in-memory ``SuffixIndex`` per table that has been
+queried by suffix, whose candidates are checked against the engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+from engine import Engine
+from store_api import codec
+from store_api.keys import decode_key, encode_key, key_prefix, to_bytes
+from store_api.record import Record
+from store_api.suffix import SuffixIndex
+
+
+def decode_record(key: str, data: bytes, now: float) -> Record | None:
+    """The record stored as ``data``, or None if it has expired by ``now``."""
+    value, metadata, expires_at = codec.decode(data)
+    if expires_at is None:
+        return Record(key, value, metadata)
+    if expires_at <= now:
+        return None
+    micros = round((expires_at - now) * 1_000_000)
+    return Record(key, value, metadata, timedelta(microseconds=max(micros, 1)))
+
+
+def prefix_records(db: Engine, space: str, prefix: str, now: float) -> Iterator[Record]:
+    """Live records of ``space`` whose key starts with ``prefix``, ascending."""
+    size = len(to_bytes(space))
+    for engine_key, data in db.scan(prefix=key_prefix(space, prefix)):
+        key = decode_key(size, engine_key)
+        record = Record(key, data[1:]) if not data[0] else decode_record(key, data, now)
+        if record is not None:
+            yield record
+
+
+def prefix_keys(db: Engine, space: str, prefix: str) -> Iterator[str]:
+    """Live keys of ``space`` starting with ``prefix``, ascending."""
+    size = len(to_bytes(space))
+    return (decode_key(size, key) for key in db.scan_keys(prefix=key_prefix(space, prefix)))
+
+
+class TableSuffixes:
+    """The suffix index of every table queried by suffix since the engine was opened.
+
+    ``by_space`` is replaced, never changed in place, when a table's index is
+    added, so writers read it without a lock (``LogStore.write`` notes each
+    key written to a table that has an index).
+    """
+
+    def __init__(self) -> None:
+        self.by_space: dict[str, SuffixIndex] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forget every index (the engine was closed: the next query rebuilds from disk)."""
+        with self._lock:
+            self.by_space = {}
+
+    def records(
+        self, db: Engine, space: str, prefix: str, suffix: str, now: float
+    ) -> Iterator[Record]:
+        """Live records of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
+        index, candidates = self._candidates(db, space, prefix, suffix)
+        for key in candidates:
+            data = db.get(encode_key(space, key))
+            record = None if data is None else decode_record(key, data, now)
+            if record is None:
+                index.discard(key)
+            else:
+                yield record
+
+    def keys(self, db: Engine, space: str, prefix: str, suffix: str) -> Iterator[str]:
+        """Live keys of ``space`` ending with ``suffix`` (and starting with ``prefix``)."""
+        index, candidates = self._candidates(db, space, prefix, suffix)
+        for key in candidates:
+            if encode_key(space, key) in db:
+                yield key
+            else:
+                index.discard(key)
+
+    def _candidates(
+        self, db: Engine, space: str, prefix: str, suffix: str
+    ) -> tuple[SuffixIndex, list[str]]:
+        """The table's suffix index and the keys in it that may match, ascending.
+
+        Builds the index on first use. It is registered before the key scan
+        starts and writers note keys after their put, so a concurrent write
+        lands in the scan's snapshot, in the index's pending keys, or both.
+        """
+        index = self.by_space.get(space)
+        if index is None:
+            with self._lock:
+                index = self.by_space.get(space)
+                if index is None:
+                    index = SuffixIndex()
+                    self.by_space = {**self.by_space, space: index}
+                    index.load(prefix_keys(db, space, ""))
+        found = index.matching(suffix)
+        if prefix:
+            found = [key for key in found if key.startswith(prefix)]
+        return index, found
