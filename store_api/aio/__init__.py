@@ -12,7 +12,26 @@
 b'ada'
 """
 
+from typing import TYPE_CHECKING, Any
+
 from store_api.aio.interface import AsyncStore
 from store_api.aio.logstore import AsyncLogStore
 
-__all__ = ["AsyncLogStore", "AsyncStore"]
+__all__ = ["AsyncLogStore", "AsyncPostgresStore", "AsyncStore"]
+
+if TYPE_CHECKING:
+    from store_api.aio.postgres import AsyncPostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    """``AsyncPostgresStore`` on first use, so that ``store_api.aio`` works without psycopg."""
+    if name == "AsyncPostgresStore":
+        try:
+            from store_api.aio.postgres import AsyncPostgresStore
+        except ImportError as exc:
+            raise ImportError(
+                f"AsyncPostgresStore needs psycopg 3 and psycopg-pool: "
+                f"pip install 'seglog[postgres]' ({exc})"
+            ) from exc
+        return AsyncPostgresStore
+    raise AttributeError(f"module 'store_api.aio' has no attribute {name!r}")

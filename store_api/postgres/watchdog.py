@@ -22,9 +22,12 @@ import os
 import socket
 import threading
 import time
-from typing import Final
+from typing import Any, Final
 
 import psycopg
+
+#: A blocking or an asyncio connection: both are severed the same way, by their socket.
+AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
 
 #: How often the watchdog looks at the calls in flight (the lateness of a shutdown).
 TICK: Final = 0.05
@@ -36,12 +39,12 @@ class Watchdog:
     def __init__(self, tick: float = TICK) -> None:
         self._tick = tick
         self._lock = threading.Lock()
-        self._calls: dict[int, tuple[float, psycopg.Connection[object]]] = {}
+        self._calls: dict[int, tuple[float, AnyConnection]] = {}
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def watch(self, conn: psycopg.Connection[object], deadline: float) -> int:
+    def watch(self, conn: AnyConnection, deadline: float) -> int:
         """Watch ``conn`` until :meth:`release`; severed if still watched at ``deadline``."""
         if self._pid != os.getpid():
             self._start()
@@ -80,7 +83,7 @@ class Watchdog:
                     sever(conn)
 
 
-def sever(conn: psycopg.Connection[object]) -> None:
+def sever(conn: AnyConnection) -> None:
     """Shut down ``conn``'s socket so that any read or write on it fails at once."""
     with contextlib.suppress(OSError, psycopg.Error):
         fd = conn.pgconn.socket

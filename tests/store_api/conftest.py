@@ -237,7 +237,39 @@ class PostgresBackend(Backend):
         )
 
 
+class AsyncPostgresBackend(PostgresBackend):
+    """``AsyncPostgresStore`` on the session's server, driven through ``BlockingStore``."""
+
+    name = "async-postgres"
+
+    def make(self, clock: FakeClock, **options: Any) -> Store:
+        from store_api.aio import AsyncPostgresStore
+
+        options.setdefault("reap_interval", 0)
+        store = BlockingStore(AsyncPostgresStore(self.fresh_dsn(), clock=clock, **options))
+        store.connect()
+        return store
+
+    def reopen(self, store: Store, clock: FakeClock) -> Store:
+        from store_api.aio import AsyncPostgresStore
+
+        assert isinstance(store, BlockingStore)
+        options = store.options()
+        store.stop()
+        again = BlockingStore(
+            AsyncPostgresStore(
+                options.nodes[0],
+                database=options.database,
+                table=options.table,
+                **{**options.engine_options, "clock": clock},
+            )
+        )
+        again.connect()
+        return again
+
+
 BACKENDS: dict[str, type[Backend]] = {
+    "async-postgres": AsyncPostgresBackend,
     "log": LogBackend,
     "log-memfs": MemoryLogBackend,
     "async-log": AsyncLogBackend,

@@ -9,6 +9,7 @@ These tests run on servers of their own, never on the shared one.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import threading
@@ -218,3 +219,60 @@ def test_failover_to_a_synchronous_standby(postgres_server: Any) -> None:
                 on_standby.disconnect()
         finally:
             store.disconnect()
+
+
+def test_async_store_unreachable_raises_in_time() -> None:
+    from store_api.aio import AsyncPostgresStore
+    from store_api.postgres.server import free_port
+
+    store = AsyncPostgresStore(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/x", timeout=TIMEOUT, reap_interval=0
+    )
+    assert timed_unavailable(lambda: asyncio.run(store.connect())) < TIMEOUT + SLACK
+
+
+def test_async_store_stopped_server_neither_hangs_nor_blocks_the_loop(
+    own_server: TemporaryServer,
+) -> None:
+    """A stopped server: the call raises in time, and the loop runs other tasks meanwhile."""
+    from store_api.aio import AsyncPostgresStore
+
+    async def scenario() -> tuple[int, float]:
+        async with AsyncPostgresStore(
+            own_server.dsn("faults"), table="aio", timeout=TIMEOUT, reap_interval=0
+        ) as store:
+            await store.write(Record("before", b"v"))
+            ticks = 0
+
+            async def probe() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            own_server.signal_all(signal.SIGSTOP)
+            prober = asyncio.create_task(probe())
+            start = time.monotonic()
+            try:
+                with pytest.raises(UnavailableError):
+                    await store.write(Record("k", b"v"))
+            finally:
+                waited = time.monotonic() - start
+                prober.cancel()
+                own_server.signal_all(signal.SIGCONT)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    await store.write(Record("after", b"v"))
+                    break
+                except UnavailableError:
+                    if time.monotonic() > deadline:
+                        raise
+            assert (await store.read("before"))[0].value == b"v"
+            assert "after" in await store.list()
+            return ticks, waited
+
+    ticks, waited = asyncio.run(scenario())
+    assert waited < TIMEOUT + SLACK
+    # A call that blocked the loop would leave the probe no turn at all while it waited.
+    assert ticks >= 10, f"the probe ran {ticks} times in {waited:.1f} s"
