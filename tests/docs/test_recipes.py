@@ -1,7 +1,9 @@
 """docs/RECIPES.md: every recipe's ``python`` blocks, run as one program, must succeed.
 
 The recipes check themselves with ``assert``; a recipe that drifts from the
-code fails here. Each runs in a fresh working directory, in a subprocess.
+code fails here. Each runs in a fresh working directory, in a subprocess. A
+recipe that reads ``DATABASE_URL`` gets an empty database on the tests'
+throwaway PostgreSQL server (root ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -32,16 +34,22 @@ def recipes() -> dict[str, str]:
 
 def test_every_recipe_has_code() -> None:
     titles = recipes()
-    for expected in ("asyncio web handler", "shelve", "cache with TTLs"):
+    for expected in ("asyncio web handler", "shelve", "cache with TTLs", "seglog copy"):
         assert any(expected in title for title in titles), (expected, list(titles))
 
 
 @pytest.mark.parametrize("title", sorted(recipes()))
-def test_recipe_runs(title: str, tmp_path: Path) -> None:
+def test_recipe_runs(title: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    code = recipes()[title]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if "DATABASE_URL" in code:
+        server = request.getfixturevalue("postgres_server")
+        server.create_database("recipes")
+        env["DATABASE_URL"] = server.url("recipes")
     result = subprocess.run(
-        [sys.executable, "-c", recipes()[title]],
+        [sys.executable, "-c", code],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
