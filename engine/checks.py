@@ -20,6 +20,17 @@ def as_bytes(value: object, what: str) -> bytes:
     raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
 
 
+def as_limit(value: object) -> int | None:
+    """A scan's ``limit``: None (no limit) or a non-negative int."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"limit must be an int or None, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"limit must not be negative, got {value}")
+    return value
+
+
 class WriteChecks:
     """Validates keys, values and expiries against one store's limits and clock.
 

@@ -21,7 +21,7 @@ from crc32c import crc32c
 from engine.background import start_polling
 from engine.batch import Batch
 from engine.checkpoint import CheckpointReport, Progress, Reuse, refuse_incomplete, take_checkpoint
-from engine.checks import WriteChecks, as_bytes
+from engine.checks import WriteChecks, as_bytes, as_limit
 from engine.compaction import CompactionOptions, CompactionReport, Compactor
 from engine.errors import CorruptionError, StorageError
 from engine.format import (
@@ -434,13 +434,17 @@ class Engine(KeyMapping):
         start: bytes | None = None,
         end: bytes | None = None,
         reverse: bool = False,
+        limit: int | None = None,
     ) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` pairs in key order, as the store was when ``scan`` was called.
 
-        ``start`` is inclusive, ``end`` exclusive, ``prefix`` narrows further.
-        Later writes, deletes and compactions do not change what the scan yields.
+        ``start`` is inclusive, ``end`` exclusive, ``prefix`` narrows further;
+        ``limit`` stops after that many pairs, and then only that many keys are
+        taken from the index (a short range scan costs what it returns, not
+        what lies after ``start``). Later writes, deletes and compactions do not
+        change what the scan yields.
         """
-        snapshot, maps = self._snapshot(prefix, start, end, reverse)
+        snapshot, maps = self._snapshot(prefix, start, end, reverse, limit)
         return self._values(snapshot, maps)
 
     def scan_keys(
@@ -450,23 +454,27 @@ class Engine(KeyMapping):
         start: bytes | None = None,
         end: bytes | None = None,
         reverse: bool = False,
+        limit: int | None = None,
     ) -> Iterator[bytes]:
         """The keys ``scan`` would yield, without reading any value."""
-        snapshot, _maps = self._snapshot(prefix, start, end, reverse)
+        snapshot, _maps = self._snapshot(prefix, start, end, reverse, limit)
         return (key for key, _location in snapshot)
 
     def _snapshot(
-        self, prefix: object, start: object, end: object, reverse: bool
+        self, prefix: object, start: object, end: object, reverse: bool, limit: object
     ) -> tuple[list[tuple[bytes, int]], dict[int, Mapping]]:
         """The keys and locations a scan will visit, and the readers it will need."""
         low = None if start is None else as_bytes(start, "start")
         high = None if end is None else as_bytes(end, "end")
         narrow = as_bytes(prefix, "prefix")
+        most = as_limit(limit)
         writer = self._writer
         with writer.lock:
             if writer.error is not None:
                 raise writer.error
-            snapshot = self._keyspace.snapshot(low, high, narrow, bool(reverse), self._clock())
+            snapshot = self._keyspace.snapshot(
+                low, high, narrow, bool(reverse), self._clock(), most
+            )
             return snapshot, dict(writer.maps)
 
     def _values(

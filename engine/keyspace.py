@@ -15,6 +15,7 @@ written out inline rather than through the helpers below.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import islice
 
 from engine.expiry import ExpiryTable
 from engine.format import NO_EXPIRY
@@ -78,11 +79,17 @@ class Keyspace:
         prefix: bytes,
         reverse: bool,
         now: float,
+        limit: int | None = None,
     ) -> list[tuple[bytes, int]]:
-        """The live keys in ``[low, high)`` under ``prefix``, in order, with their locations."""
+        """The first ``limit`` (or all) live keys in ``[low, high)`` under ``prefix``, in
+        order, with their locations; the index is read only as far as needed."""
         locations = self.locations
         times = self.times
         keys = self._index.range(low, high, prefix=prefix, reverse=reverse)
+        if limit is not None:
+            if times:
+                keys = (k for k in keys if k not in times or times[k] > now)
+            return [(k, locations[k]) for k in islice(keys, limit)]
         if times:
             return [(k, locations[k]) for k in keys if k not in times or times[k] > now]
         return [(k, locations[k]) for k in keys]

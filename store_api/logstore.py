@@ -375,12 +375,13 @@ class LogStore(Store):
         if db is None:
             db = self._reconnect()
         now = self._clock()
+        stop = offset + limit if limit else None
         records: Iterator[Record]
         if suffix and key:
             records = self._suffixes.records(db, space, key if prefix else "", key, now)
         else:
-            records = prefix_records(db, space, key, now)
-        return builtins.list(islice(records, offset, offset + limit if limit else None))
+            records = prefix_records(db, space, key, now, stop)
+        return builtins.list(islice(records, offset, stop))
 
     def list(
         self,
@@ -399,12 +400,13 @@ class LogStore(Store):
         db = self._db
         if db is None:
             db = self._reconnect()
+        stop = offset + limit if limit else None
         keys: Iterator[str]
         if suffix:
             keys = self._suffixes.keys(db, space, prefix, suffix)
         else:
-            keys = prefix_keys(db, space, prefix)
-        return builtins.list(islice(keys, offset, offset + limit if limit else None))
+            keys = prefix_keys(db, space, prefix, stop)
+        return builtins.list(islice(keys, offset, stop))
 
     # -- whole tables (for ``seglog copy``) ------------------------------------
 

@@ -31,20 +31,24 @@ def decode_record(key: str, data: bytes, now: float) -> Record | None:
     return Record(key, value, metadata, timedelta(microseconds=max(micros, 1)))
 
 
-def prefix_records(db: Engine, space: str, prefix: str, now: float) -> Iterator[Record]:
-    """Live records of ``space`` whose key starts with ``prefix``, ascending."""
+def prefix_records(
+    db: Engine, space: str, prefix: str, now: float, limit: int | None = None
+) -> Iterator[Record]:
+    """Live records of ``space`` whose key starts with ``prefix``, ascending (the first
+    ``limit`` of them, if given: the engine then reads no further)."""
     size = len(to_bytes(space))
-    for engine_key, data in db.scan(prefix=key_prefix(space, prefix)):
+    for engine_key, data in db.scan(prefix=key_prefix(space, prefix), limit=limit):
         key = decode_key(size, engine_key)
         record = Record(key, data[1:]) if not data[0] else decode_record(key, data, now)
         if record is not None:
             yield record
 
 
-def prefix_keys(db: Engine, space: str, prefix: str) -> Iterator[str]:
-    """Live keys of ``space`` starting with ``prefix``, ascending."""
+def prefix_keys(db: Engine, space: str, prefix: str, limit: int | None = None) -> Iterator[str]:
+    """Live keys of ``space`` starting with ``prefix``, ascending (the first ``limit``)."""
     size = len(to_bytes(space))
-    return (decode_key(size, key) for key in db.scan_keys(prefix=key_prefix(space, prefix)))
+    keys = db.scan_keys(prefix=key_prefix(space, prefix), limit=limit)
+    return (decode_key(size, key) for key in keys)
 
 
 class TableSuffixes:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
-from itertools import islice
 from typing import Any
 
 from benchmarks.adapters.base import Adapter, Durability, Level, SyncMode
@@ -49,7 +48,7 @@ class EngineAdapter(Adapter):
         return sum(1 for _ in self._db.scan(prefix=prefix))
 
     def scan(self, start: bytes, count: int) -> int:
-        return sum(1 for _ in islice(self._db.scan(start=start), count))
+        return sum(1 for _ in self._db.scan(start=start, limit=count))
 
     def counters(self) -> dict[str, int]:
         stats = self._db.stats()

@@ -87,6 +87,24 @@ def test_scan_order_bounds_prefix_reverse(db: Engine) -> None:
     assert dict(db.scan(prefix=b"ab")) == {b"ab": b"AB", b"abc": b"ABC"}
 
 
+def test_scan_limit_takes_the_first_live_keys(db: Engine, clock: FakeClock) -> None:
+    for i in range(10):
+        db.put(b"k%d" % i, b"v%d" % i)
+    db.put(b"k1", b"soon", ttl=5)
+    db.delete(b"k2")
+    clock.advance(10)  # k1 has expired: a limit counts live keys only
+    assert [k for k, _ in db.scan(limit=3)] == [b"k0", b"k3", b"k4"]
+    assert [k for k, _ in db.scan(start=b"k5", limit=2)] == [b"k5", b"k6"]
+    assert [k for k, _ in db.scan(reverse=True, limit=2)] == [b"k9", b"k8"]
+    assert list(db.scan_keys(prefix=b"k", start=b"k8", limit=5)) == [b"k8", b"k9"]
+    assert list(db.scan(limit=0)) == []
+    assert len(list(db.scan(limit=None))) == 8
+    with pytest.raises(TypeError):
+        list(db.scan(limit=1.5))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        list(db.scan_keys(limit=-1))
+
+
 def test_scan_is_a_snapshot(db: Engine) -> None:
     for i in range(10):
         db.put(b"k%d" % i, b"old")
