@@ -12,7 +12,14 @@ from engine.batch import Batch
 from engine.checkpoint import CheckpointReport, IncompleteCheckpointError
 from engine.compaction import CancelledError, CompactionReport
 from engine.engine import Engine
-from engine.errors import ClosedError, CorruptionError, FailedError, LockedError, StorageError
+from engine.errors import (
+    ClosedError,
+    CorruptionError,
+    DiskFullError,
+    FailedError,
+    LockedError,
+    StorageError,
+)
 from engine.options import SyncMode
 from engine.recovery import RecoveryMode
 from engine.stats import CompactionStats, EngineStats, RecoveryStats, SegmentStats
@@ -25,6 +32,7 @@ __all__ = [
     "CompactionReport",
     "CompactionStats",
     "CorruptionError",
+    "DiskFullError",
     "Engine",
     "EngineStats",
     "FailedError",

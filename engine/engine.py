@@ -567,6 +567,7 @@ class Engine(KeyMapping):
                 "segment_count": len(sizes),
                 "active_segment": segment_name(writer.active_id),
                 "disk_bytes": total,
+                "free_bytes": writer.fs.free_bytes(self.path),
                 "live_bytes": total - dead - FILE_HEADER_SIZE * len(sizes),
                 "dead_bytes": dead,
                 "sequence": self._seq,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class StorageError(Exception):
     """A storage operation failed; the engine's data on disk is unchanged or recoverable."""
@@ -25,6 +27,19 @@ class FailedError(StorageError):
     Retrying after a failed fsync can silently lose data (the "fsyncgate" lesson),
     so the only safe continuation is a fresh open that re-reads what is on disk.
     """
+
+
+class DiskFullError(StorageError):
+    """No room on the disk for a write or a compaction; nothing was written.
+
+    Unlike ``FailedError`` the store goes on: reads work, and writes succeed
+    again as soon as space is freed, without reopening.
+    """
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether an OSError says the disk or the user's quota is full."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class ClosedError(StorageError):

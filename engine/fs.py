@@ -139,6 +139,10 @@ class FileSystem(Protocol):
         """Take the exclusive owner lock at ``path`` or raise LockedError at once."""
         ...
 
+    def free_bytes(self, path: str) -> int:
+        """Bytes this process may still write on the file system holding ``path``."""
+        ...
+
 
 # --------------------------------------------------------------------------- real
 
@@ -240,6 +244,10 @@ class OSFileSystem:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def free_bytes(self, path: str) -> int:
+        stat = os.statvfs(path)
+        return stat.f_bavail * stat.f_frsize
 
     def lock(self, path: str) -> OSLock:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -51,6 +51,8 @@ class EngineStats(TypedDict):
     segment_count: int
     active_segment: str
     disk_bytes: int
+    #: Bytes still free for this process on the file system holding the store.
+    free_bytes: int
     live_bytes: int
     dead_bytes: int
     sequence: int

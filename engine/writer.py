@@ -28,7 +28,7 @@ import os
 import threading
 from typing import Final
 
-from engine.errors import ClosedError, FailedError, StorageError
+from engine.errors import ClosedError, DiskFullError, FailedError, StorageError, is_disk_full
 from engine.format import FILE_HEADER_SIZE
 from engine.fs import FileHandle, FileSystem, Mapping
 from engine.location import position
@@ -38,6 +38,9 @@ log = logging.getLogger("seglog.writer")
 
 #: The active segment's file and mapping start this large and double up to the segment size.
 INITIAL_MAP_SIZE: Final = 1 << 20
+#: On a full disk a reservation is halved towards the bytes needed; below this much extra
+#: it asks for exactly what is needed.
+SMALLEST_EXTRA: Final = 4096
 
 
 class SegmentWriter:
@@ -115,7 +118,13 @@ class SegmentWriter:
 
     def _activate(self, segment_id: int, handle: FileHandle, size: int) -> None:
         try:
-            handle.allocate(max(min(INITIAL_MAP_SIZE, self.segment_size), size))
+            try:
+                handle.allocate(max(min(INITIAL_MAP_SIZE, self.segment_size), size))
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                # A full disk: start from what the file holds; appends reserve more later.
+                log.warning("%s: no room to reserve a segment ahead (%s)", self.directory, exc)
             mapping = handle.map(writable=True)
         except OSError as exc:
             raise self.fail("mapping a segment", exc) from exc
@@ -162,14 +171,34 @@ class SegmentWriter:
         return self.base | tail
 
     def _grow(self, needed: int) -> None:
-        """Reserve more of the active segment (doubling) and widen its mapping."""
+        """Reserve more of the active segment and widen its mapping.
+
+        Asks for double the mapping; on a full disk for half as much more each
+        time, down to exactly ``needed``. If even that does not fit, nothing was
+        written: ``DiskFullError``, and the writer carries on (the next append
+        tries again). Any other failure fails the writer.
+        """
         assert self.active is not None and self.map is not None
         size = max(min(len(self.map) * 2, self.segment_size), needed)
+        while True:
+            try:
+                self.active.allocate(size)
+                break
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise self.fail("growing a segment", exc) from exc
+                if size <= needed:
+                    raise DiskFullError(
+                        f"{self.directory}: no room on the disk for {needed - len(self.map)} "
+                        f"more bytes of {segment_name(self.active_id)} ({exc}); nothing was "
+                        "written, and writes succeed again once space is freed"
+                    ) from exc
+                extra = size - needed
+                size = needed + extra // 2 if extra > SMALLEST_EXTRA else needed
         try:
-            self.active.allocate(size)
             self.map.resize(size)
         except OSError as exc:
-            raise self.fail("growing a segment", exc) from exc
+            raise self.fail("growing a segment's mapping", exc) from exc
         self.limit = min(size, self.segment_size)
 
     def roll_over(self) -> None:

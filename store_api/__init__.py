@@ -10,7 +10,14 @@
 
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ClosedError, CorruptionError, FailedError, LockedError, StorageError
+from engine.errors import (
+    ClosedError,
+    CorruptionError,
+    DiskFullError,
+    FailedError,
+    LockedError,
+    StorageError,
+)
 from store_api.default import default_store
 from store_api.errors import UnavailableError
 from store_api.factory import new_store
@@ -23,6 +30,7 @@ from store_api.record import NotFoundError, Record
 __all__ = [
     "ClosedError",
     "CorruptionError",
+    "DiskFullError",
     "FailedError",
     "LockedError",
     "LogStore",

@@ -69,6 +69,7 @@ def test_every_engine_error_is_exported() -> None:
 
 
 def test_store_api_reexports_the_engine_errors() -> None:
-    for name in ("StorageError", "CorruptionError", "LockedError", "FailedError", "ClosedError"):
+    names = ("StorageError", "CorruptionError", "LockedError", "FailedError", "ClosedError")
+    for name in (*names, "DiskFullError"):
         assert getattr(store_api, name) is getattr(engine, name)
         assert name in store_api.__all__

@@ -46,7 +46,7 @@ from typing import Final
 from engine.background import start_polling
 from engine.compaction.output import CompactionReport, OutputPlace, OutputSegment, Rewrite
 from engine.compaction.policy import Chooser, CompactionOptions, Plan, first_seq, select
-from engine.errors import StorageError
+from engine.errors import DiskFullError, StorageError, is_disk_full
 from engine.format import FILE_HEADER_SIZE
 from engine.hints import MAX_SEGMENT_BYTES, hint_name
 from engine.keyspace import Keyspace
@@ -190,6 +190,7 @@ class Compactor:
             plan = self._plan(choose)
             if plan is None:
                 return None
+            self._check_room(plan)
             report = CompactionReport(trigger)
             report.segments_in = [segment_name(i) for i in plan.inputs]
             report.bytes_before = sum(plan.sizes.values())
@@ -210,7 +211,8 @@ class Compactor:
             except BaseException as exc:
                 self._abandon(rewrite.outputs)
                 if isinstance(exc, OSError):
-                    raise StorageError(f"{self.directory}: compaction failed: {exc}") from exc
+                    error = DiskFullError if is_disk_full(exc) else StorageError
+                    raise error(f"{self.directory}: compaction failed: {exc}") from exc
                 raise
             with self._replacing:
                 self._commit(plan, rewrite)
@@ -269,6 +271,21 @@ class Compactor:
             min(outside, default=math.inf),
             now,
         )
+
+    def _check_room(self, plan: Plan) -> None:
+        """``DiskFullError`` before anything is written if the output cannot fit.
+
+        The output holds the inputs' live records (their bytes less the dead
+        ones) and a hint file; a compaction that still runs out of room midway
+        abandons its outputs and leaves the store as it was.
+        """
+        live = sum(plan.sizes[i] - self.keyspace.dead_bytes(i) for i in plan.inputs)
+        free = self.writer.fs.free_bytes(self.directory)
+        if live > free:
+            raise DiskFullError(
+                f"{self.directory}: compacting {len(plan.inputs)} segment(s) needs room for "
+                f"{live} bytes of live records plus their hints; {free} bytes are free"
+            )
 
     def select(self, sealed: dict[int, int]) -> list[int]:
         """The sealed segments automatic compaction should rewrite now, if any (lock held)."""

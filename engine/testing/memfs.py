@@ -75,6 +75,7 @@ class MemoryMapping:
         self._check()
         data = self._inode.data
         if size > len(data):
+            self._fs.reserve(size - len(data), self._path)
             self._fs._record(("allocate", self._path, size))
             data.extend(bytes(size - len(data)))
         elif size < len(data):
@@ -101,6 +102,7 @@ class MemoryFile:
 
     def write(self, data: bytes) -> int:
         self._check()
+        self._fs.reserve(len(data), self._path)
         self._fs._record(("write", self._path, len(self._inode.data), bytes(data)))
         self._inode.data += data
         return len(data)
@@ -126,6 +128,7 @@ class MemoryFile:
     def allocate(self, size: int) -> None:
         self._check()
         if size > len(self._inode.data):
+            self._fs.reserve(size - len(self._inode.data), self._path)
             self._fs._record(("allocate", self._path, size))
             self._inode.data.extend(bytes(size - len(self._inode.data)))
 
@@ -165,7 +168,24 @@ class MemoryFileSystem:
         self.durable_files: dict[str, Inode] = {}
         self.journal: list[Op] = []
         self.hook: Callable[[Op], None] | None = None
+        #: Bytes the files may hold in all; past it, growing a file raises ENOSPC.
+        self.capacity: int | None = None
         self._locks: set[str] = set()
+
+    def used_bytes(self) -> int:
+        """Bytes held by the files the OS shows (each inode once)."""
+        return sum(len(inode.data) for inode in {id(i): i for i in self.files.values()}.values())
+
+    def free_bytes(self, path: str) -> int:
+        """Room left under ``capacity`` (a petabyte when there is none)."""
+        if self.capacity is None:
+            return 1 << 50
+        return max(self.capacity - self.used_bytes(), 0)
+
+    def reserve(self, extra: int, path: str) -> None:
+        """Refuse (ENOSPC, nothing changed) growing a file by ``extra`` past ``capacity``."""
+        if self.capacity is not None and self.used_bytes() + extra > self.capacity:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
 
     def _record(self, op: Op) -> None:
         if self.hook is not None:

@@ -238,6 +238,9 @@ class MutantFileSystem:
     def exists(self, path: str) -> bool:
         return self.inner.exists(path)
 
+    def free_bytes(self, path: str) -> int:
+        return self.inner.free_bytes(path)
+
     def makedirs(self, path: str) -> None:
         interceptor = self._interceptor
         site = caller_site()

@@ -81,7 +81,7 @@ def _print(stats: dict[str, Any]) -> None:
     summary = Table("", "", show_header=False, title=stats["path"])
     rows: list[tuple[str, str]] = [
         ("keys", f"{stats['keys']:,} ({stats['expiring_keys']:,} expiring)"),
-        ("disk", human_size(stats["disk_bytes"])),
+        ("disk", f"{human_size(stats['disk_bytes'])} ({human_size(stats['free_bytes'])} free)"),
         ("live", human_size(stats["live_bytes"])),
         ("dead (reclaimable)", _share(stats["dead_bytes"], stats["disk_bytes"])),
         ("segments", f"{stats['segment_count']} (active {stats['active_segment']})"),
