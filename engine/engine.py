@@ -23,7 +23,7 @@ from engine.batch import Batch
 from engine.checkpoint import CheckpointReport, Progress, Reuse, refuse_incomplete, take_checkpoint
 from engine.checks import WriteChecks, as_bytes, as_limit
 from engine.compaction import CompactionOptions, CompactionReport, Compactor
-from engine.errors import CorruptionError, StorageError
+from engine.errors import CorruptionError, StorageError, opening_failed
 from engine.format import (
     BATCH_COMMIT,
     BATCH_COUNT,
@@ -170,14 +170,19 @@ class Engine(KeyMapping):
         )
         directory = os.fspath(path)
         filesystem: FileSystem = fs if fs is not None else OSFileSystem()
-        filesystem.makedirs(directory)
-        lock = filesystem.lock(os.path.join(directory, LOCK_FILE))
+        try:
+            filesystem.makedirs(directory)
+            lock = filesystem.lock(os.path.join(directory, LOCK_FILE))
+        except OSError as exc:
+            raise opening_failed(directory, exc) from exc
         engine = cls(directory, filesystem, lock, options, compaction)
         try:
             engine._recover()
-        except BaseException:
+        except BaseException as exc:
             engine._writer.release()
             lock.release()
+            if isinstance(exc, OSError):
+                raise opening_failed(directory, exc) from exc
             raise
         if sync == "periodic":
             engine._syncer = start_polling(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import resource
 
 
 class StorageError(Exception):
@@ -35,6 +36,21 @@ class DiskFullError(StorageError):
     Unlike ``FailedError`` the store goes on: reads work, and writes succeed
     again as soon as space is freed, without reopening.
     """
+
+
+def opening_failed(directory: str, exc: OSError) -> StorageError:
+    """The error for a store that could not be opened: names the path and, for the
+    usual causes, what to do about it."""
+    message = f"cannot open the store {directory!r}: {exc}"
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        message += (
+            f"; every segment file holds a descriptor and this process may hold {soft} "
+            "(raise `ulimit -n`, or use a larger segment_size and compact)"
+        )
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        message += "; a store is opened read-write and needs a writable directory"
+    return StorageError(message)
 
 
 def is_disk_full(exc: OSError) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +40,29 @@ def db(store_dir: Path, clock: FakeClock) -> Iterator[Engine]:
     engine = Engine.open(store_dir, clock=clock, segment_size=4096)
     yield engine
     engine.close()
+
+
+def mount_tmpfs(where: Path, *options: str) -> None:
+    """Mount a real tmpfs at ``where`` (needs root): in CI it must work, elsewhere it may skip."""
+    where.mkdir(exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs in CI: {result.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 3 MiB tmpfs, unmounted afterwards."""
+    where = tmp_path / "tmpfs"
+    mount_tmpfs(where, "size=3m")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

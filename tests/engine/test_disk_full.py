@@ -5,9 +5,6 @@ is lost. On the in-memory file system with a capacity, and on a real 3 MiB tmpfs
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,27 +69,6 @@ def test_compaction_checks_for_room_before_writing() -> None:
     fs.capacity = None
     assert db.compact().records_out == 400
     db.close()
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A real 3 MiB tmpfs (needs root: in CI it must work, elsewhere it may skip)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs in CI: {result.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_logstore_on_a_full_tmpfs_recovers_without_reopening(tmpfs: Path) -> None:
