@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench lint crashtest clean
+.PHONY: test bench lint crashtest soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(VENV)/.peers
 crashtest: $(STAMP)
 	$(BIN)/pytest tests/crash -q -p no:cacheprovider --ignore=tests/crash/test_exhaustive.py --ignore=tests/crash/test_mutants.py
 	$(BIN)/python -m engine.testing.campaign
+
+## make soak: 16 threads of mixed load with SIGKILLs, checked per key (SOAK_SECONDS, default 600)
+soak: $(STAMP)
+	$(BIN)/python -m engine.testing.soak
 
 ## make lint: ruff, ruff format --check, and mypy --strict over every package (pyproject's files)
 lint: $(STAMP)
