@@ -88,6 +88,8 @@ def refusing(name: str, run: Run) -> Run:
             )
         except StorageError as exc:
             status, message = FAILED, str(exc)
+        except ValueError as exc:  # an argument the store refuses: an empty or oversized key
+            status, message = USAGE, str(exc)
         except OSError as exc:
             status, message = FAILED, f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
         print(f"seglog {name}: {message}", file=sys.stderr)
