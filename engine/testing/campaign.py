@@ -26,6 +26,7 @@ from typing import Final, TypeVar
 from engine.options import SyncMode
 from engine.testing.actions import Action, quiet_logs, vocabulary, workloads
 from engine.testing.checker import Checker, Figures
+from engine.testing.faults import depth_from_env, run_faults
 from engine.testing.mutants import EQUIVALENT, Mutant, SiteRecorder, applied, counted, mutants_for
 from engine.testing.simulator import CRASH_KINDS, Limits
 
@@ -256,11 +257,14 @@ def main(argv: Sequence[str] = ()) -> int:
                 print(f"EQUIVALENT MUTANT CAUGHT {mutant}: {result.caught_by.splitlines()[0]}")
                 continue
         print(f"equivalent mutant (not counted) {mutant}: {EQUIVALENT[mutant.name]}")
-    violations = len(figures.violations)
+    faults = run_faults(setting.modes, depth_from_env())
+    for problem in faults.violations[:20]:
+        print(f"FAULT VIOLATION {problem}")
+    violations = len(figures.violations) + len(faults.violations)
     print(
         f"crash states: {figures.crash_states} ({figures.distinct_images} distinct disk images), "
-        f"workloads: {figures.workloads}, violations: {violations}, "
-        f"mutants caught: {caught}/{len(mutants)}",
+        f"workloads: {figures.workloads}, mutants caught: {caught}/{len(mutants)}, "
+        f"{faults.summary()}; violations in all: {violations}",
         flush=True,
     )
     return 0 if violations == 0 and caught == len(mutants) and not survivors_caught else 1

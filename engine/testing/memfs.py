@@ -65,7 +65,11 @@ class MemoryMapping:
         start, stop, _ = index.indices(self._size)
         if stop - start != len(value) or stop > len(self._inode.data):
             raise IndexError("mmap slice assignment is wrong size")
-        self._fs._record(("write", self._path, start, bytes(value)))
+        self._fs.storing_to_mapping = True
+        try:
+            self._fs._record(("write", self._path, start, bytes(value)))
+        finally:
+            self._fs.storing_to_mapping = False
         self._inode.data[start:stop] = value
 
     def __len__(self) -> int:
@@ -170,6 +174,8 @@ class MemoryFileSystem:
         self.hook: Callable[[Op], None] | None = None
         #: Bytes the files may hold in all; past it, growing a file raises ENOSPC.
         self.capacity: int | None = None
+        #: True while ``hook`` is told of a store into a mapping (not a system call).
+        self.storing_to_mapping = False
         self._locks: set[str] = set()
 
     def used_bytes(self) -> int:
