@@ -276,10 +276,12 @@ class FileCopier:
             return
         handle = self.fs.open(src)
         try:
-            for start in range(0, size, COPY_CHUNK):
+            start = 0
+            while start < size:  # by what each read returned: a read may come back short
                 chunk = handle.pread(min(COPY_CHUNK, size - start), start)
                 if not chunk:
                     raise StorageError(f"{src}: ends at {start} bytes, {size} expected")
+                start += len(chunk)
                 yield chunk
         finally:
             handle.close()

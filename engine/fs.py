@@ -144,6 +144,15 @@ class FileSystem(Protocol):
         ...
 
 
+def write_all(handle: FileHandle, data: bytes) -> None:
+    """Write all of ``data``, going on after a short write (POSIX allows one anywhere)."""
+    while data:
+        written = handle.write(data)
+        if written <= 0:
+            raise OSError(errno.EIO, "a write made no progress")
+        data = data[written:]
+
+
 # --------------------------------------------------------------------------- real
 
 

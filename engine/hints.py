@@ -46,7 +46,7 @@ from engine.format import (
     check_file_header,
     encode_file_header,
 )
-from engine.fs import FileSystem
+from engine.fs import FileSystem, write_all
 from engine.location import SIZE_BITS, SIZE_MASK
 from engine.reader import ScannedRecord
 from engine.segment import COMPACTED_BASE, check_segment_header, segment_name
@@ -242,7 +242,7 @@ def write_hint(fs: FileSystem, directory: str, segment_id: int, builder: HintBui
     handle = fs.open(os.path.join(directory, hint_name(segment_id)), create=True)
     try:
         handle.truncate(0)
-        handle.write(data)
+        write_all(handle, data)
         handle.fsync()
     finally:
         handle.close()

@@ -30,7 +30,7 @@ from typing import Any, Final
 from crc32c import crc32c
 
 from engine.errors import CorruptionError
-from engine.fs import FileSystem
+from engine.fs import FileSystem, write_all
 from engine.hints import parse_hint_name
 from engine.segment import COMPACTED_BASE, parse_compacted_name, segment_name
 
@@ -127,7 +127,7 @@ def commit_manifest(fs: FileSystem, directory: str, manifest: Manifest) -> None:
     handle = fs.open(tmp, create=True)
     try:
         handle.truncate(0)
-        handle.write(encode_manifest(manifest))
+        write_all(handle, encode_manifest(manifest))
         handle.fsync()
     finally:
         handle.close()

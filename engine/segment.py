@@ -16,7 +16,7 @@ from engine.format import (
     check_file_header,
     encode_file_header,
 )
-from engine.fs import FileHandle, FileSystem
+from engine.fs import FileHandle, FileSystem, write_all
 
 #: The owner lock file every store directory holds (``FileSystem.lock``).
 LOCK_FILE: Final = "LOCK"
@@ -60,7 +60,7 @@ def create_segment(fs: FileSystem, directory: str, segment_id: int) -> FileHandl
     """Create a segment holding only its header, made durable with its directory entry."""
     handle = fs.open(os.path.join(directory, segment_name(segment_id)), create=True)
     handle.truncate(0)
-    handle.write(encode_file_header(FileKind.SEGMENT))
+    write_all(handle, encode_file_header(FileKind.SEGMENT))
     handle.fsync()
     fs.fsync_dir(directory)
     return handle

@@ -24,7 +24,7 @@ from engine.format import (
     encode_file_header,
     encode_record,
 )
-from engine.fs import FileHandle, FileSystem
+from engine.fs import FileHandle, FileSystem, write_all
 from engine.hints import HintBuilder, write_hint
 from engine.keyspace import Keyspace
 from engine.location import SEGMENT_SHIFT, pack_location
@@ -111,7 +111,7 @@ class OutputSegment:
             self._flush()
 
     def _flush(self) -> None:
-        self.handle.write(b"".join(self.buffer))
+        write_all(self.handle, b"".join(self.buffer))
         self.buffer.clear()
         self.buffered = 0
 

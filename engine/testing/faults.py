@@ -1,9 +1,12 @@
 """Injected I/O errors: the CI workloads with one file operation failing, at every operation.
 
-For each workload of a ``campaign.Setting`` (every sync mode, every start), the
-workload runs once to count its file operations; then again once per
-operation and per error (``EIO``, ``ENOSPC``, ``EACCES``), that operation
-failing with that error before it changes anything. The oracle:
+Each workload (every sync mode) runs once to count its file operations; then
+again once per operation and per error (``EIO``, ``ENOSPC``, ``EACCES``), that
+operation failing with that error before it changes anything; once per file
+write, that write writing only half of its bytes (a short write, which POSIX
+allows and the caller must finish); and once per ``pread``, that read
+returning half (a short read). Stores into a shared mapping are not system
+calls and cannot fail with an errno, so they are passed over. The oracle:
 
 - every call returns, or raises a ``StorageError`` (no other exception); the
   run stops after the call that met the fault, whichever way it ended;
@@ -93,13 +96,20 @@ class Injector:
 
 
 def run_faulty(
-    actions: Sequence[Action], sync: SyncMode, injector: Injector | None
+    actions: Sequence[Action],
+    sync: SyncMode,
+    injector: Injector | None,
+    *,
+    short_write: int | None = None,
+    short_read: int | None = None,
 ) -> tuple[History, CrashSimulator, ManualClock, Exception | None]:
-    """Open a store on a fresh in-memory disk and run ``actions`` with ``injector`` hooked in.
+    """Open a store on a fresh in-memory disk and run ``actions`` with ``injector`` hooked in
+    (or with file operation ``short_write`` writing half, or read ``short_read`` reading half).
 
     Returns the history, the disk, the clock and the exception that stopped the run.
     """
     sim = CrashSimulator()
+    sim.fs.short_at, sim.fs.short_read_at = short_write, short_read
     follow = sim.fs.hook
 
     def hook(op: Op) -> None:
@@ -133,22 +143,48 @@ def check_workload(actions: Sequence[Action], sync: SyncMode) -> FaultFigures:
     if error is not None:
         figures.violations.append(f"{name}: fails with no fault injected: {error!r}")
         return figures
-    operations = len(sim.fs.journal)
-    figures.points = operations
-    for target in range(operations):
+    journal, reads = list(sim.fs.journal), sim.fs.reads
+    figures.points = len(journal) + reads
+    runs: list[tuple[str, Injector | None, int | None, int | None]] = []
+    for target, op in enumerate(journal):
         for code in ERRORS:
-            injector = Injector(target, code)
-            history, sim, clock, error = run_faulty(actions, sync, injector)
-            if not injector.fired:
-                continue
-            figures.injected += 1
-            where = f"{name}: {errno.errorcode[code]} at operation {target}"
-            if error is not None and not isinstance(error, StorageError):
-                figures.violations.append(f"{where}: raised {error!r}, not a StorageError")
-                continue
-            figures.raised += error is not None
-            figures.violations += _reopen_and_check(where, history, sim, clock.now)
+            runs.append(
+                (
+                    f"{errno.errorcode[code]} at operation {target}",
+                    Injector(target, code),
+                    None,
+                    None,
+                )
+            )
+        if op[0] == "write":
+            runs.append((f"a short write at operation {target}", None, target, None))
+    runs += [(f"a short read at read {index}", None, None, index) for index in range(reads)]
+    for label, injector, short_write, short_read in runs:
+        history, sim, clock, error = run_faulty(
+            actions, sync, injector, short_write=short_write, short_read=short_read
+        )
+        if injector is not None and not injector.fired:
+            continue  # a store into a mapping: not a system call that can fail
+        if short_write is not None and not _was_short(sim, journal, short_write):
+            continue  # a store into a mapping: never short
+        figures.injected += 1
+        where = f"{name}: {label}"
+        if error is not None and not isinstance(error, StorageError):
+            figures.violations.append(f"{where}: raised {error!r}, not a StorageError")
+            continue
+        figures.raised += error is not None
+        figures.violations += _reopen_and_check(where, history, sim, clock.now)
     return figures
+
+
+def _was_short(sim: CrashSimulator, journal: list[Op], target: int) -> bool:
+    """Whether operation ``target`` of the run was a file write shorter than in ``journal``."""
+    ran = sim.fs.journal
+    return (
+        len(ran) > target
+        and ran[target][0] == "write"
+        and len(ran[target][3]) < len(journal[target][3])  # type: ignore[misc]
+    )
 
 
 def _reopen_and_check(where: str, history: History, sim: CrashSimulator, now: float) -> list[str]:

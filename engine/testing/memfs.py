@@ -106,6 +106,8 @@ class MemoryFile:
 
     def write(self, data: bytes) -> int:
         self._check()
+        if self._fs.short_at == len(self._fs.journal) and len(data) > 1:
+            data = data[: len(data) // 2]  # a short write: legal, and the caller must go on
         self._fs.reserve(len(data), self._path)
         self._fs._record(("write", self._path, len(self._inode.data), bytes(data)))
         self._inode.data += data
@@ -113,6 +115,10 @@ class MemoryFile:
 
     def pread(self, size: int, offset: int) -> bytes:
         self._check()
+        fs = self._fs
+        index, fs.reads = fs.reads, fs.reads + 1
+        if index == fs.short_read_at and size > 1:
+            size //= 2  # a short read: legal, and the caller must go on
         return bytes(self._inode.data[offset : offset + size])
 
     def fsync(self) -> None:
@@ -176,6 +182,11 @@ class MemoryFileSystem:
         self.capacity: int | None = None
         #: True while ``hook`` is told of a store into a mapping (not a system call).
         self.storing_to_mapping = False
+        #: The journal position whose file write writes only half (a short write), and
+        #: the count of ``pread`` calls (and which one returns only half), for fault tests.
+        self.short_at: int | None = None
+        self.reads = 0
+        self.short_read_at: int | None = None
         self._locks: set[str] = set()
 
     def used_bytes(self) -> int:

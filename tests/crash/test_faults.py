@@ -1,6 +1,7 @@
 """Injected I/O errors (``engine.testing.faults``): every file operation of the CI
-workloads fails once with EIO, ENOSPC and EACCES; only StorageErrors come out, and the
-store reopens with everything acknowledged, also after a power cut where promised."""
+workloads fails once with EIO, ENOSPC and EACCES, every file write and read comes back
+short once; only StorageErrors come out, and the store reopens with everything
+acknowledged, also after a power cut where promised."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import contextlib
 
 import pytest
 
-from engine.testing.faults import run_faults
+from engine.fs import FileHandle
+from engine.testing.actions import Action
+from engine.testing.faults import check_workload, run_faults
 from engine.writer import SegmentWriter
 
 
@@ -30,3 +33,15 @@ def test_an_fsync_error_reported_as_success_is_caught(monkeypatch: pytest.Monkey
     monkeypatch.setattr(SegmentWriter, "_fsync_active", swallowing)
     figures = run_faults(["always"], 1, batch=False)
     assert any("lost" in problem for problem in figures.violations)
+
+
+def test_a_short_write_taken_for_a_whole_one_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other classic mistake: ignoring what ``write`` returned."""
+    import engine.manifest
+
+    def once(handle: FileHandle, data: bytes) -> None:
+        handle.write(data)
+
+    monkeypatch.setattr(engine.manifest, "write_all", once)
+    figures = check_workload([Action("put", b"a"), Action("put", b"a"), Action("compact")], "none")
+    assert any("short write" in problem for problem in figures.violations)
