@@ -34,17 +34,29 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from math import inf
 from typing import Any
 
 THREADS = 16
 KEYS_PER_THREAD = 64
 #: A key expires this far (seconds) from its write, for puts with a TTL.
 SHORT_TTL = 2.0
-#: Expiry checks allow this much clock slack either way (parent and child clocks agree,
-#: but a write's expiry is computed inside the engine a moment after the announcement).
-SLACK = 0.5
-#: A key's state: its value and absolute expiry (None: never), or None when absent.
-State = tuple[str, float | None] | None
+#: A key's state: its value and the bounds of its absolute expiry (None: never; a write
+#: announced but not acknowledged knows only that it expires after its announcement),
+#: or None when absent.
+State = tuple[str, float | None, float | None] | None
+
+
+def present(
+    expires_low: float | None, expires_high: float | None, before: float, after: float
+) -> bool | None:
+    """Whether a key with these expiry bounds must be visible to a read made between
+    ``before`` and ``after`` (True), must not be (False), or may be either (None)."""
+    if expires_low is None:
+        return True
+    if expires_high is not None and expires_high <= before:
+        return False
+    return True if expires_low > after else None
 
 
 def key_of(thread: int, index: int) -> bytes:
@@ -83,20 +95,29 @@ def child(directory: str, seed: int) -> None:
                 model[key] = (value, entry[1])
         counter = 0
 
-        def expected(key: bytes, now: float) -> bytes | str | None:
+        def expected(key: bytes, before: float, after: float) -> bytes | str | None:
             state = model.get(key)
             if state is None:
                 return None
             value, expires = state
-            if expires is None or expires > now + SLACK:
-                return value
-            return None if expires <= now - SLACK else "either"
+            visible = present(expires, expires, before, after)
+            return "either" if visible is None else value if visible else None
 
-        def check(key: bytes, found: bytes | None, now: float) -> None:
-            want = expected(key, now)
+        def check(key: bytes, found: bytes | None, before: float, after: float, how: str) -> None:
+            want = expected(key, before, after)
+            now = after
             if want != "either" and found != want:
                 violations[0] += 1
-                announce("V", thread, key.decode(), f"got={found!r}", f"want={want!r}")
+                state = model.get(key)
+                announce(
+                    "V",
+                    thread,
+                    f"{how} {key.decode()} at {now:.3f}: got {found[:12]!r}"
+                    if found is not None
+                    else f"{how} {key.decode()} at {now:.3f}: got None",
+                    f"want {want if not isinstance(want, bytes) else want[:12]!r}",
+                    f"(model expiry {None if state is None else state[1]})",
+                )
 
         while True:
             counter += 1
@@ -108,8 +129,11 @@ def child(directory: str, seed: int) -> None:
                 expires = None if ttl is None else time.time() + ttl
                 announce("I", thread, counter, json.dumps([[key.decode(), value.hex(), expires]]))
                 db.put(key, value, ttl=ttl)
+                if ttl is not None:  # the engine's own expiry, a moment after the announced one
+                    entry = db.get_entry(key)
+                    expires = entry[1] if entry is not None else expires
                 model[key] = (value, expires)
-                announce("A", thread, counter)
+                announce("A", thread, counter, "" if expires is None else repr(expires))
             elif roll < 0.45:
                 announce("I", thread, counter, json.dumps([[key.decode(), None, None]]))
                 db.delete(key)
@@ -139,13 +163,15 @@ def child(directory: str, seed: int) -> None:
                         model[member] = (new_value, None)
                 announce("A", thread, counter)
             elif roll < 0.95:
-                now = time.time()
-                check(key, db.get(key), now)
+                before = time.time()
+                found = db.get(key)
+                check(key, found, before, time.time(), "get")
             else:
-                now = time.time()
+                before = time.time()
                 seen = dict(db.scan(prefix=prefix))
+                after = time.time()
                 for each in set(seen) | set(model):
-                    check(each, seen.get(each), now)
+                    check(each, seen.get(each), before, after, "scan")
             ops[0] += 1
 
     for thread in range(THREADS):
@@ -236,24 +262,35 @@ class Model:
 
     def announced(self, thread: int, states: list[list[Any]]) -> None:
         self.pending[thread] = [
-            (key, None if value is None else (value, expires)) for key, value, expires in states
+            (key, None if value is None else (value, expires, None if expires is None else inf))
+            for key, value, expires in states
         ]
 
-    def acknowledge(self, thread: int) -> None:
+    def acknowledge(self, thread: int, expires: float | None = None) -> None:
+        """The thread's announced write returned; ``expires`` is its exact expiry, if any."""
         for key, state in self.pending.pop(thread, []):
+            if state is not None and expires is not None:
+                state = (state[0], expires, expires)
             self.acked[key] = state
         self.acknowledged += 1
 
-    def check(self, read: dict[str, tuple[str, float | None]], now: float) -> list[str]:
-        """Problems with the store's contents ``read`` (key -> (hex value, expiry))."""
+    def check(
+        self, read: dict[str, tuple[str, float | None]], before: float, after: float
+    ) -> list[str]:
+        """Problems with the store's contents ``read`` (key -> (hex value, expiry)), read
+        between ``before`` and ``after``."""
         problems = []
         in_flight = {key for states in self.pending.values() for key, _ in states}
+
+        def matches(key: str, state: State) -> bool:
+            return _matches(read.get(key), state, before, after)
+
         for key in set(self.acked) | set(read):
-            if key not in in_flight and not _matches(read.get(key), self.acked.get(key), now):
+            if key not in in_flight and not matches(key, self.acked.get(key)):
                 problems.append(f"{key}: found {read.get(key)}, acknowledged {self.acked.get(key)}")
         for thread, states in self.pending.items():
-            old = all(_matches(read.get(k), self.acked.get(k), now) for k, _ in states)
-            new = all(_matches(read.get(k), state, now) for k, state in states)
+            old = all(matches(k, self.acked.get(k)) for k, _ in states)
+            new = all(matches(k, state) for k, state in states)
             if not (old or new):
                 problems.append(f"thread {thread}: a write was half applied: {states}")
             elif new and not old:  # it landed: the kill came after the write, before the ack
@@ -263,16 +300,18 @@ class Model:
         return problems
 
 
-def _matches(found: tuple[str, float | None] | None, state: State, now: float) -> bool:
-    """Whether ``found`` (hex value, expiry) is what ``state`` leaves at ``now``."""
+def _matches(
+    found: tuple[str, float | None] | None, state: State, before: float, after: float
+) -> bool:
+    """Whether ``found`` (hex value, expiry), read between ``before`` and ``after``, is
+    what ``state`` leaves."""
     if state is None:
         return found is None
-    value, expires = state
-    if expires is not None and expires <= now - SLACK:
-        return found is None  # expired: gone
-    if expires is not None and expires <= now + SLACK:
-        return found is None or found[0] == value  # expiring about now: either
-    return found is not None and found[0] == value
+    value, low, high = state
+    visible = present(low, high, before, after)
+    if visible is None:
+        return found is None or found[0] == value
+    return found is not None and found[0] == value if visible else found is None
 
 
 def read_back(directory: str) -> dict[str, tuple[str, float | None]]:
@@ -321,7 +360,8 @@ def soak(
             if kind == "I":
                 model.announced(int(rest[0]), json.loads(rest[2]))
             elif kind == "A":
-                model.acknowledge(int(rest[0]))
+                exact = rest[2].strip() if len(rest) > 2 else ""
+                model.acknowledge(int(rest[0]), float(exact) if exact else None)
             elif kind == "V":
                 report.violations.append("in the child: " + " ".join(rest))
             elif kind == "S":
@@ -338,9 +378,10 @@ def soak(
                     )
                 )
         ops_before += last_ops
+        before = time.time()
         contents = read_back(directory)
         report.keys_checked += len(set(model.acked) | set(contents))
-        report.violations += model.check(contents, time.time())
+        report.violations += model.check(contents, before, time.time())
     report.seconds = time.monotonic() - started
     report.operations = max(ops_before, model.acknowledged)
     report.writes_acknowledged = model.acknowledged

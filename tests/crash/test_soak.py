@@ -15,23 +15,23 @@ def test_the_checker_catches_lost_half_and_stale_writes() -> None:
     model = Model()
     model.announced(0, [["a", "01", None]])
     model.acknowledge(0)
-    assert model.check({"a": ("01", None)}, NOW) == []
-    assert model.check({}, NOW) != []  # an acknowledged write lost
+    assert model.check({"a": ("01", None)}, NOW, NOW) == []
+    assert model.check({}, NOW, NOW) != []  # an acknowledged write lost
 
     model.announced(1, [["b", "02", None], ["c", None, None]])  # a batch, not acknowledged
-    problems = model.check({"a": ("01", None), "b": ("02", None), "c": ("09", None)}, NOW)
+    problems = model.check({"a": ("01", None), "b": ("02", None), "c": ("09", None)}, NOW, NOW)
     assert problems, "half a batch went unnoticed"
 
     model = Model()
     model.announced(2, [["d", "03", None]])
-    assert model.check({"d": ("03", None)}, NOW) == []  # landed before the kill: adopted
-    assert model.check({}, NOW) != []  # and from then on it must stay
+    assert model.check({"d": ("03", None)}, NOW, NOW) == []  # landed before the kill: adopted
+    assert model.check({}, NOW, NOW) != []  # and from then on it must stay
 
     model = Model()
-    model.announced(3, [["e", "04", NOW - 10]])
-    model.acknowledge(3)
-    assert model.check({"e": ("04", None)}, NOW) != []  # expired, yet still there
-    assert model.check({}, NOW) == []
+    model.announced(3, [["e", "04", NOW - 11]])
+    model.acknowledge(3, NOW - 10)  # acknowledged with the engine's exact expiry
+    assert model.check({"e": ("04", None)}, NOW, NOW) != []  # expired, yet still there
+    assert model.check({}, NOW, NOW) == []
 
 
 def test_a_minute_of_load_and_kills_loses_nothing(tmp_path: Path) -> None:
