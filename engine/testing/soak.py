@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from math import inf
 from typing import Any
 
+from engine.errors import StorageError
+
 THREADS = 16
 KEYS_PER_THREAD = 64
 #: A key expires this far (seconds) from its write, for puts with a TTL.
@@ -379,7 +381,13 @@ def soak(
                 )
         ops_before += last_ops
         before = time.time()
-        contents = read_back(directory)
+        try:
+            contents = read_back(directory)
+        except StorageError as exc:
+            report.violations.append(
+                f"after SIGKILL {report.kills}: the store does not open: {exc}"
+            )
+            break
         report.keys_checked += len(set(model.acked) | set(contents))
         report.violations += model.check(contents, before, time.time())
     report.seconds = time.monotonic() - started
