@@ -301,7 +301,7 @@ class Engine(KeyMapping):
         return Batch(self._checks, self._commit_batch)
 
     def _commit_batch(self, ops: list[BatchOp]) -> None:
-        """Write a batch as one append ending in a commit marker, then index it.
+        """Write a batch as one unit ending in a commit marker, then index it.
 
         The loops are written out with local names: a batch's point is to cost
         far less per record than a put.
@@ -325,8 +325,9 @@ class Engine(KeyMapping):
             self._seq = seq + 1
             count = BATCH_COUNT.pack(len(ops))
             append(encode_record(BATCH_COMMIT, self._seq, NO_EXPIRY, b"", count))
-            pos = writer.append(b"".join(records))
-            self._keyspace.apply_batch(ops, [len(r) for r in records], pos, self._clock())
+            sizes = [len(r) for r in records]
+            pos = writer.append_all(records, sum(sizes))
+            self._keyspace.apply_batch(ops, sizes, pos, self._clock())
             durable = writer.pos if self._always else 0
         if durable:
             writer.make_durable(durable)

@@ -12,7 +12,9 @@ Positions are one int across segments (``engine.location.position``), so "how
 far has the log been written / fsynced" is one comparison even across a
 rollover. ``append`` is the put hot path: its common case (``tail + size <=
 limit``) is one store into the mapping; growing the file, rolling over and
-errors take ``_append_slowly``. ``limit`` is -1 once the writer has failed or
+errors take ``_make_room`` first. A batch is ``append_all``: one unit, one
+store per record, in order (a process killed mid-``memcpy`` may have stored
+its last bytes but not its first). ``limit`` is -1 once the writer has failed or
 closed, which sends every append to the slow path and its error.
 
 ``make_durable(pos)`` returns once the log is fsynced up to ``pos``. One
@@ -156,19 +158,45 @@ class SegmentWriter:
 
     def _append_slowly(self, record: bytes) -> int:
         """``append`` when the record does not fit the mapping, or the writer has failed."""
-        if self.error is not None:
-            raise self.error
         size = len(record)
-        if self.tail + size > self.segment_size and self.tail > FILE_HEADER_SIZE:
-            self.roll_over()
-        mapping = self.map
-        assert mapping is not None
+        self._make_room(size)
         tail = self.tail
-        if tail + size > len(mapping):
-            self._grow(tail + size)
-        mapping[tail : tail + size] = record
+        self.map[tail : tail + size] = record  # type: ignore[index]
         self.tail = tail + size
         return self.base | tail
+
+    def append_all(self, records: list[bytes], size: int) -> int:
+        """Append ``records`` (``size`` bytes in all) as one unit in one segment (lock held).
+
+        Each record is its own store, in order. One store of them all would be
+        one ``memcpy``, and ``memcpy`` does not fill memory in order: glibc's
+        copies of more than 256 bytes store their first 32 bytes last. A process
+        killed during it could leave the later records whole behind a torn first
+        one, damage followed by valid records, which recovery refuses. Stored
+        one by one, only the record in flight can be torn, and nothing follows it.
+        Returns the first record's position.
+        """
+        if self.tail + size > self.limit:
+            self._make_room(size)
+        mapping = self.map
+        assert mapping is not None
+        start = tail = self.tail
+        for record in records:
+            end = tail + len(record)
+            mapping[tail:end] = record
+            tail = end
+        self.tail = tail
+        return self.base | start
+
+    def _make_room(self, size: int) -> None:
+        """Roll over or grow the mapping so that ``size`` more bytes fit, or raise."""
+        if self.error is not None:
+            raise self.error
+        if self.tail + size > self.segment_size and self.tail > FILE_HEADER_SIZE:
+            self.roll_over()
+        assert self.map is not None
+        if self.tail + size > len(self.map):
+            self._grow(self.tail + size)
 
     def _grow(self, needed: int) -> None:
         """Reserve more of the active segment and widen its mapping.

@@ -204,11 +204,11 @@ class Checker:
         history = driver.history
         found: list[Violation] = []
         done = 0
-        for position, process, power, where in driver.crash_points():
+        for position, process, power, where, inside in driver.crash_points():
             while done < position:
                 tracker.apply(journal[done])
                 done += 1
-            for state in crash_states_of(tracker, self.kinds, self.limits):
+            for state in crash_states_of(tracker, self.kinds, self.limits, in_flight=inside):
                 problems = self.check_state(state, history, process, power)
                 if problems:
                     found.append(Violation(name, where, state.kind, state.detail, problems))

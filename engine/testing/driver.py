@@ -154,8 +154,9 @@ class Driver:
             Mark(label, start, self.sim.ops, history.acked - 1, before, history.durable, now)
         )
 
-    def crash_points(self) -> Iterator[tuple[int, Bounds, Bounds, str]]:
-        """Every journal position with its (process, power) bounds and a description."""
+    def crash_points(self) -> Iterator[tuple[int, Bounds, Bounds, str, bool]]:
+        """Every journal position with its (process, power) bounds, a description, and
+        whether it is inside an action (its last operation may be torn)."""
         position = 0
         acked, durable, now = self.history.acked, self.history.durable, self.clock.now
         if self.marks:
@@ -173,10 +174,11 @@ class Driver:
                     Bounds(mark.acked, high, mark.now),
                     Bounds(mark.durable_before, high, mark.now),
                     where,
+                    inside,
                 )
                 position += 1
             acked, durable, now = mark.acked + 1, mark.durable_after, mark.now
-        yield position, Bounds(acked, acked, now), Bounds(durable, acked, now), "at the end"
+        yield position, Bounds(acked, acked, now), Bounds(durable, acked, now), "at the end", False
 
 
 def _commit(db: Engine, staged: list[tuple[bytes, bytes | None]]) -> None:

@@ -10,6 +10,12 @@ since then, in the order they were issued. From that it produces crash states:
     SIGKILL: the OS keeps everything written, stores into shared mappings
     included. Nothing becomes durable by the crash itself, so the simulator
     keeps tracking what is still pending for the next power cut.
+``process/torn-store``
+    SIGKILL during the last write into a file's existing bytes (a store into
+    a mapping): only a prefix of it, or only a suffix, arrived. ``memcpy`` does
+    not fill memory in order, so both happen. Only when the caller says that
+    write is still in flight (``in_flight=True``): once the call that made it
+    has returned, the write is whole.
 ``power/prefix``
     Power loss: everything synced plus an in-order prefix of the pending
     operations (from none to all of them).
@@ -62,6 +68,7 @@ from engine.testing.tracker import TORN_KINDS, DiskImage, Pending, Tear, Tracker
 #: Every kind of crash state ``crash_states`` can produce.
 CRASH_KINDS: Final = (
     "process",
+    "process/torn-store",
     "power/prefix",
     *(f"power/{kind}" for kind in TORN_KINDS),
     "power/drop-one",
@@ -72,6 +79,11 @@ CRASH_KINDS: Final = (
     "power/file-subset",
 )
 POWER_KINDS: Final = tuple(kind for kind in CRASH_KINDS if kind.startswith("power/"))
+
+
+def _cuts(size: int, limit: int) -> list[int]:
+    """Where a write of ``size`` bytes is torn: after its first byte, halfway, before its last."""
+    return sorted({1, size // 2, size - 1} - {0, size})[:limit]
 
 
 class SimulatedCrash(BaseException):
@@ -136,9 +148,16 @@ class Limits:
 
 
 def crash_states_of(
-    tracker: Tracker, kinds: Sequence[str] = CRASH_KINDS, limits: Limits = Limits()
+    tracker: Tracker,
+    kinds: Sequence[str] = CRASH_KINDS,
+    limits: Limits = Limits(),
+    *,
+    in_flight: bool = False,
 ) -> Iterator[CrashState]:
     """Every crash state of ``tracker`` of the given kinds (duplicates included).
+
+    ``in_flight`` says the last operation belongs to a call that has not
+    returned, so it may be torn (``process/torn-store``).
 
     The states are snapshots: later operations on ``tracker`` do not change them.
     """
@@ -155,6 +174,14 @@ def crash_states_of(
     if "process" in wanted:
         snapshot = tracker.copy()
         yield CrashState("process", "everything written", snapshot.visible, snapshot)
+    if in_flight and "process/torn-store" in wanted and tracker.last_store is not None:
+        size = len(pending[-1].data)
+        for cut in _cuts(size, limits.torn_cuts):
+            for suffix in (False, True):
+                torn = tracker.torn_store(cut, suffix=suffix)
+                part = "after" if suffix else "before"
+                detail = f"last write ({size} bytes) stored only {part} byte {cut}"
+                yield CrashState("process/torn-store", detail, torn.visible, torn)
     if "power/prefix" in wanted:
         for k in range(count + 1):
             yield power("prefix", f"{k} of {count} pending ops", pending[:k])
@@ -166,7 +193,7 @@ def crash_states_of(
             if f"power/{how}" not in wanted:
                 continue
             if how == "torn-cut":
-                cuts = sorted({1, size // 2, size - 1} - {0, size})[: limits.torn_cuts]
+                cuts = _cuts(size, limits.torn_cuts)
             elif how == "torn-suffix":  # sectors are atomic: the lost part ends at a boundary
                 first = (entry.number // limits.sector + 1) * limits.sector - entry.number
                 cuts = list(range(first, size, limits.sector))[: limits.torn_cuts]

@@ -140,6 +140,9 @@ class Tracker:
     durable_dirs: set[str] = field(default_factory=lambda: {"/"})
     pending: list[Pending] = field(default_factory=list)
     next_id: int = 0
+    #: The last operation, if it was a write within the file: its inode, offset and the
+    #: bytes it replaced. A process killed during it may have stored any part of it.
+    last_store: tuple[int, int, bytes] | None = None
 
     @classmethod
     def from_image(cls, image: DiskImage) -> Tracker:
@@ -158,7 +161,26 @@ class Tracker:
             set(self.durable_dirs),
             list(self.pending),
             self.next_id,
+            self.last_store,
         )
+
+    def torn_store(self, cut: int, *, suffix: bool) -> Tracker:
+        """A copy in which the last store reached memory only in part.
+
+        A store into a mapping is a ``memcpy``, and ``memcpy`` does not fill
+        memory in order (glibc's copies of more than 256 bytes store their first
+        32 bytes last), so a process killed during one may leave its bytes before
+        ``cut`` (``suffix=False``) or only those from ``cut`` on (``suffix=True``).
+        """
+        assert self.last_store is not None
+        ino, offset, old = self.last_store
+        new = self.pending[-1].data
+        torn = old[:cut] + new[cut:] if suffix else new[:cut] + old[cut:]
+        copy = self.copy()
+        copy.inodes[ino].data[offset : offset + len(torn)] = torn
+        copy.pending[-1] = copy.pending[-1]._replace(data=torn)
+        copy.last_store = None
+        return copy
 
     def _new_inode(self, data: bytes = b"") -> int:
         ino = self.next_id
@@ -176,11 +198,15 @@ class Tracker:
         """Follow one journaled operation (it has already happened on the file system)."""
         name = str(op[0])
         path = str(op[1])
+        self.last_store = None
         if name == "write":
             ino = self._ino(path)
             offset, data = op[2], op[3]  # type: ignore[misc]
             assert isinstance(offset, int) and isinstance(data, bytes), op
-            _write(self.inodes[ino].data, offset, data)
+            contents = self.inodes[ino].data
+            if offset + len(data) <= len(contents):
+                self.last_store = (ino, offset, bytes(contents[offset : offset + len(data)]))
+            _write(contents, offset, data)
             self.pending.append(Pending("write", ino, number=offset, data=data))
         elif name in ("allocate", "truncate"):
             ino = self._ino(path)
