@@ -18,6 +18,7 @@ from engine.errors import (
     DiskFullError,
     FailedError,
     LockedError,
+    ReadOnlyError,
     StorageError,
 )
 from engine.options import SyncMode
@@ -38,6 +39,7 @@ __all__ = [
     "FailedError",
     "IncompleteCheckpointError",
     "LockedError",
+    "ReadOnlyError",
     "RecoveryMode",
     "RecoveryStats",
     "SegmentStats",

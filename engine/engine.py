@@ -142,6 +142,7 @@ class Engine(KeyMapping):
         compact_ratio: float = 0.5,
         compact_min_bytes: int = 16 << 20,
         compact_interval: float = 1.0,
+        readonly: bool = False,
     ) -> Engine:
         """Open (creating if needed) the store in directory ``path`` and recover it.
 
@@ -149,6 +150,10 @@ class Engine(KeyMapping):
         segments whose dead share of bytes reaches ``compact_ratio``, once they
         hold ``compact_min_bytes`` of dead data, checking every
         ``compact_interval`` seconds (see ``engine.compaction``).
+
+        ``readonly`` opens a store that another process may own, without its
+        lock and writing nothing: reads catch up with that process's writes,
+        writes raise ReadOnlyError (``engine.follower``, docs/MULTIPROCESS.md).
 
         Raises LockedError if another process or handle owns the directory, and
         CorruptionError if it finds more damage than ``recovery`` accepts.
@@ -169,6 +174,10 @@ class Engine(KeyMapping):
             recovery=recovery,
         )
         directory = os.fspath(path)
+        if readonly:
+            from engine.follower import open_follower  # it subclasses Engine
+
+            return open_follower(directory, options, fs)
         filesystem: FileSystem = fs if fs is not None else OSFileSystem()
         try:
             filesystem.makedirs(directory)

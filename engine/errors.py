@@ -22,6 +22,10 @@ class LockedError(StorageError):
         self.path = path
 
 
+class ReadOnlyError(StorageError):
+    """A write, compaction or sync on a store opened with ``readonly=True``; nothing was written."""
+
+
 class FailedError(StorageError):
     """An earlier fsync or write failed; the engine refuses work until it is reopened.
 

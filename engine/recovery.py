@@ -272,6 +272,7 @@ def recover(
     now: float,
     on_segment: Callable[[int], None] | None = None,
     fast: bool = True,
+    readonly: bool = False,
 ) -> RecoveredState:
     """Replay every segment, repairing the newest one's torn tail in place.
 
@@ -283,15 +284,20 @@ def recover(
     ``fast=False`` replays every record by the general path, comparing
     sequence numbers, instead of taking the fused fast path for the log's
     plain runs: the state is the same (a property test holds them to it).
+
+    ``readonly`` (a reader beside an owner, ``engine.follower``) changes
+    nothing on disk and treats every segment as sealed: the reader follows the
+    active segment itself.
     """
+    args = (fs, directory, segment_ids, compacted, mode, now, on_segment)
     if not fast:
-        return _recover(fs, directory, segment_ids, compacted, mode, now, on_segment, False)
+        return _recover(*args, False, readonly)
     try:
-        return _recover(fs, directory, segment_ids, compacted, mode, now, on_segment, True)
+        return _recover(*args, True, readonly)
     except _LogOutOfOrder:
         # Nothing was changed on disk yet: only the newest segment is ever cut, last.
         log.warning("%s: segment files out of sequence order; replaying by sequence", directory)
-        return _recover(fs, directory, segment_ids, compacted, mode, now, on_segment, False)
+        return _recover(*args, False, readonly)
 
 
 def _recover(
@@ -303,6 +309,7 @@ def _recover(
     now: float,
     on_segment: Callable[[int], None] | None,
     in_order: bool,
+    readonly: bool,
 ) -> RecoveredState:
     """``recover``, trusting the log's file order to be its sequence order if ``in_order``.
 
@@ -314,7 +321,7 @@ def _recover(
     report = RecoveryReport(mode=mode, segments=len(ordered))
     sizes: dict[int, int] = {}
     for position, segment_id in enumerate(ordered):
-        newest = position == len(ordered) - 1 and bool(segment_ids)
+        newest = position == len(ordered) - 1 and bool(segment_ids) and not readonly
         hint = read_hint(fs, directory, segment_id) if position < len(compacted) else None
         if hint is not None:
             replay.apply_hint(segment_id, hint)
@@ -338,17 +345,17 @@ def _recover(
         replay.in_log = in_order and position >= len(compacted)
         plain_run = replay.apply_plain_run if replay.in_log else None
         end = replay_segment(replay, segment_id, data, name, newest, mode, report, plain_run)
-        if end < len(data):
+        if end < len(data) and not readonly:
             _truncate(fs, path, end)
             data = data[:end]
         sizes[segment_id] = len(data)
         if mode == "point_in_time" and report.damage:
-            for later in ordered[position + 1 :]:
+            for later in ordered[position + 1 :] if not readonly else ():
                 _quarantine(fs, directory, later, report)
             break
         if on_segment is not None:
             on_segment(segment_id)
-    if sizes:
+    if sizes and not readonly:
         # After a SIGKILL the newest segment (the last one replayed) and the directory
         # may hold bytes and names that are in the page cache only: make what recovery
         # serves durable before anything new is acknowledged on top of it.
