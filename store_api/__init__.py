@@ -16,6 +16,7 @@ from engine.errors import (
     DiskFullError,
     FailedError,
     LockedError,
+    ReadOnlyError,
     StorageError,
 )
 from store_api.default import default_store
@@ -37,6 +38,7 @@ __all__ = [
     "NotFoundError",
     "Options",
     "PostgresStore",
+    "ReadOnlyError",
     "Record",
     "StorageError",
     "Store",

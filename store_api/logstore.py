@@ -65,6 +65,9 @@ class LogStore(Store):
     in tests moves both together. The directory is opened at construction, so a
     path held by another store fails fast with ``engine.LockedError``, unless
     ``connect=False`` leaves that to the first ``connect()`` (or operation).
+    ``readonly=True`` opens a store another process may own, without its lock:
+    reads catch up with that process's writes, ``write`` and ``delete`` raise
+    ``ReadOnlyError`` (``engine.follower``).
     """
 
     def __init__(

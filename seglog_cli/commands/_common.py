@@ -153,11 +153,14 @@ def owner_lock(path: str) -> Iterator[bool]:
 
 
 @contextmanager
-def open_engine(path: str, *, create: bool = False) -> Iterator[Engine]:
+def open_engine(path: str, *, create: bool = False, or_readonly: bool = False) -> Iterator[Engine]:
     """The store at ``path``, recovered as the application would open it; closed (fsynced) after.
 
     Unless ``create``, refuses a directory that is not already a store. No
     automatic compaction: a command changes only what it is asked to.
+    ``or_readonly`` (the commands that only read) opens it read-only when
+    another process owns it (``readonly=True``: nothing is written) instead
+    of failing with LockedError.
     """
     from engine import Engine
 
@@ -165,7 +168,14 @@ def open_engine(path: str, *, create: bool = False) -> Iterator[Engine]:
         require_new_or_store(path)
     else:
         require_store(path)
-    db = Engine.open(path, sync="none", auto_compact=False)
+    from engine import LockedError
+
+    try:
+        db = Engine.open(path, sync="none", auto_compact=False)
+    except LockedError:
+        if not or_readonly:
+            raise
+        db = Engine.open(path, readonly=True)
     try:
         yield db
     finally:
@@ -173,15 +183,24 @@ def open_engine(path: str, *, create: bool = False) -> Iterator[Engine]:
 
 
 @contextmanager
-def open_store(path: str, database: str, table: str, *, create: bool = False) -> Iterator[LogStore]:
-    """A ``store_api.LogStore`` on ``path``, disconnected (fsynced) after."""
+def open_store(
+    path: str, database: str, table: str, *, create: bool = False, or_readonly: bool = False
+) -> Iterator[LogStore]:
+    """A ``store_api.LogStore`` on ``path``, disconnected (fsynced) after; see ``open_engine``."""
     from store_api import LogStore
 
     if create:
         require_new_or_store(path)
     else:
         require_store(path)
-    store = LogStore(path, database=database, table=table, sync="none", auto_compact=False)
+    from engine import LockedError
+
+    try:
+        store = LogStore(path, database=database, table=table, sync="none", auto_compact=False)
+    except LockedError:
+        if not or_readonly:
+            raise
+        store = LogStore(path, database=database, table=table, readonly=True)
     try:
         yield store
     finally:

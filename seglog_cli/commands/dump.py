@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     space = store_namespace(args)
     if space is None:
         prefix = parse_bytes(args.prefix, is_base64=args.base64)
-        with open_engine(args.directory) as db:
+        with open_engine(args.directory, or_readonly=True) as db:
             for key in db.scan_keys(prefix=prefix):
                 entry = db.get_entry(key)
                 if entry is not None:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                     line = {"key": render_bytes(key), "value": render_bytes(value)}
                     write(json.dumps({**line, "expires_at": expires_at}) + "\n")
         return OK
-    with open_store(args.directory, *space) as store:
+    with open_store(args.directory, *space, or_readonly=True) as store:
         for record in store.read(args.prefix, prefix=True):
             ttl = record.expiry.total_seconds() or None
             line = {"key": record.key, "value": render_bytes(record.value)}

@@ -81,7 +81,7 @@ def run_get(args: argparse.Namespace) -> int:
     space = store_namespace(args)
     if space is None:
         key = parse_bytes(args.key, is_base64=args.base64)
-        with open_engine(args.directory) as db:
+        with open_engine(args.directory, or_readonly=True) as db:
             entry = db.get_entry(key)
         if entry is None:
             raise Refusal(NOT_FOUND, f"{show_bytes(key)!r}: not found")
@@ -94,7 +94,7 @@ def run_get(args: argparse.Namespace) -> int:
     else:
         from store_api import NotFoundError
 
-        with open_store(args.directory, *space) as store:
+        with open_store(args.directory, *space, or_readonly=True) as store:
             try:
                 record = store.read(args.key)[0]
             except NotFoundError as exc:
@@ -170,14 +170,14 @@ def run_list(args: argparse.Namespace) -> int:
         raise Refusal(USAGE, "--limit must not be negative")
     if space is None:
         prefix = parse_bytes(args.prefix, is_base64=args.base64)
-        with open_engine(args.directory) as db:
+        with open_engine(args.directory, or_readonly=True) as db:
             keys = db.scan_keys(prefix=prefix)
             for count, key in enumerate(keys, 1):
                 print(json.dumps(render_bytes(key)) if args.json else show_bytes(key))
                 if count == args.limit:
                     break
         return OK
-    with open_store(args.directory, *space) as store:
+    with open_store(args.directory, *space, or_readonly=True) as store:
         names = store.list(prefix=args.prefix, limit=args.limit)
     for name in names:
         print(json.dumps(name) if args.json else show_text(name))

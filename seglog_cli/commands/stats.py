@@ -47,7 +47,7 @@ def collect(directory: str) -> dict[str, Any]:
     """
     before = _resident_bytes()
     started = time.perf_counter()
-    with open_engine(directory) as db:
+    with open_engine(directory, or_readonly=True) as db:
         opened = time.perf_counter() - started
         after = _resident_bytes()
         stats: dict[str, Any] = dict(db.stats())

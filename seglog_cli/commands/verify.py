@@ -1,8 +1,10 @@
 """``seglog verify DIR``: check every record's CRC without modifying anything.
 
 The files are opened read-only here, never through ``Engine.open`` (which
-repairs a torn tail); the owner lock is held meanwhile, so a store in use by a
-live process is refused rather than read while it changes.
+repairs a torn tail). The owner lock is held meanwhile if it is free; a store
+that a live process owns is checked as it is at that moment: the check starts
+again if a compaction replaces files under it, and damage counts only if a
+second look finds it too (the owner's record in flight is not damage).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import LockedError, StorageError
 from engine.segment import segment_name
 from seglog_cli.commands._common import (
     DAMAGED,
@@ -31,13 +34,17 @@ from seglog_cli.commands._hintcheck import HintCheck
 from seglog_cli.commands._layout import Layout, read_layout
 from seglog_cli.commands._walk import SegmentWalk, read_file
 
+#: How often ``verify_live`` looks again at files that changed or looked damaged.
+LIVE_ATTEMPTS = 3
+
 DESCRIPTION = """\
 Check, without modifying anything, the files recovery would replay: MANIFEST,
 every segment header, every record's CRC, batch structure, and every compacted
 segment's hint entry by entry. Report each damaged region: file, offset,
 length, kind, and what it held as far as its header can tell. Holds the
-store's lock meanwhile, so a store in use is refused. Exit status 0 only for a
-healthy store; 1 if anything is damaged.
+store's lock meanwhile if it is free; a store open in another process is
+checked as it is at that moment. Exit status 0 only for a healthy store; 1 if
+anything is damaged.
 """
 
 
@@ -108,10 +115,13 @@ class VerifyReport:
 def run(args: argparse.Namespace) -> int:
     directory = args.directory
     require_store(directory)
-    with owner_lock(directory) as locked:
-        layout = read_layout(directory)
-        with progress_bar(layout.size(directory), "verify", args.no_progress) as advance:
-            report = verify(directory, layout, locked=locked, advance=advance)
+    try:
+        with owner_lock(directory) as locked:
+            layout = read_layout(directory)
+            with progress_bar(layout.size(directory), "verify", args.no_progress) as advance:
+                report = verify(directory, layout, locked=locked, advance=advance)
+    except LockedError:
+        report = verify_live(directory)
     if args.json:
         print_json(report.as_dict())
     else:
@@ -160,6 +170,25 @@ def verify(
     if not layout.segments:
         report.notes.append("no segments: the store is empty")
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def verify_live(directory: str) -> VerifyReport:
+    """``verify`` beside the process that owns the store, while it writes and compacts."""
+    report: VerifyReport | None = None
+    for _attempt in range(LIVE_ATTEMPTS):
+        try:
+            report = verify(directory, read_layout(directory), locked=False)
+        except FileNotFoundError:
+            continue  # a compaction committed and deleted its inputs meanwhile
+        if report.healthy:
+            break
+    if report is None:
+        raise StorageError(f"{directory}: files kept changing while they were verified")
+    report.notes.append(
+        "the store is open in another process: checked as it was at this moment "
+        "(records written meanwhile are not covered)"
+    )
     return report
 
 
