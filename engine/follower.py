@@ -22,7 +22,7 @@ from engine.batch import Batch
 from engine.checkpoint import CheckpointReport, Progress, Reuse
 from engine.compaction import CompactionOptions, CompactionReport
 from engine.engine import Engine
-from engine.errors import ClosedError, CorruptionError, ReadOnlyError, StorageError
+from engine.errors import ClosedError, CorruptionError, ReadOnlyError, StorageError, opening_failed
 from engine.format import (
     BATCH_COMMIT,
     BATCH_COUNT,
@@ -307,7 +307,9 @@ class _View:
         # Read through the mapping only in the page that holds the last applied byte:
         # a rollover or a new owner may cut the file there, and past it a page faults.
         same_page = peek // _PAGE == (tail.known_end - 1) // _PAGE
-        tail.peek = peek if same_page and peek < len(tail.map) else -1
+        # A file that ends at ``known_end`` (final, closed, or cut) always counts as changed.
+        inside = peek < min(len(tail.map), tail.size)
+        tail.peek = peek if same_page and inside else -1
 
 
 class Follower(Engine):
@@ -480,4 +482,7 @@ def open_follower(directory: str, options: EngineOptions, fs: object) -> Followe
     """``Engine.open(directory, readonly=True)``: a reader beside the store's owner."""
     if fs is not None:
         raise ValueError("readonly=True reads the real file system; fs= cannot be given")
-    return Follower(directory, options)
+    try:
+        return Follower(directory, options)
+    except OSError as exc:
+        raise opening_failed(directory, exc) from exc

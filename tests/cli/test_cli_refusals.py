@@ -1,5 +1,7 @@
 """Every command refuses clearly (one line, documented exit status, no traceback) on a
-directory that is not a store, a store held by a live process, and a damaged store."""
+directory that is not a store, a store held by a live process (the commands that
+write; the read-only ones read it, see ``test_reading_a_store_held_by_a_live_process``),
+and a damaged store."""
 
 from __future__ import annotations
 
@@ -56,7 +58,11 @@ def test_a_directory_that_is_not_a_store_is_refused(
     assert not (tmp_path / "missing").exists()
 
 
-@pytest.mark.parametrize("command", [*COMMANDS, ("repair",)], ids=" ".join)
+#: The commands that write: a live owner keeps them out.
+WRITES = [c for c in COMMANDS if c[0] in ("compact", "put", "delete")]
+
+
+@pytest.mark.parametrize("command", [*WRITES, ("repair",)], ids=" ".join)
 def test_a_store_held_by_a_live_process_is_refused(
     cli: Cli, held: Path, tmp_path: Path, command: tuple[str, ...]
 ) -> None:
@@ -92,3 +98,21 @@ def test_put_creates_a_store_only_when_asked(cli: Cli, tmp_path: Path) -> None:
     other.mkdir()
     (other / "file").write_text("x")
     assert cli("put", other, "k", "v", "--create").status == NOT_A_STORE
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in WRITES], ids=" ".join)
+def test_reading_a_store_held_by_a_live_process(
+    cli: Cli, held: Path, expected: dict[bytes, bytes], command: tuple[str, ...]
+) -> None:
+    """The read-only commands open a store that another process owns read-only."""
+    before = {p.name: p.read_bytes() for p in held.iterdir()}
+    result = cli(*_argv(command, held))
+    assert result.status == 0, result.err
+    if command == ("get", "key001"):
+        assert result.stdout == expected[b"key001"]
+    elif command == ("list",):
+        assert len(result.out.split()) == len(expected)
+        assert "key001" in result.out.split()
+    elif command == ("verify",):
+        assert "healthy" in result.out and "open in another process" in result.out
+    assert {p.name: p.read_bytes() for p in held.iterdir()} == before
