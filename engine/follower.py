@@ -1,59 +1,33 @@
 """A read-only engine that follows a store another process owns (docs/MULTIPROCESS.md).
 
 ``Engine.open(path, readonly=True)`` returns a ``Follower``. It takes no lock
-and writes nothing, not even on open: sealed and compacted segments are
-replayed by recovery's code without repairs, and the active segment is read
-by catch-up, which applies only complete units (a plain record, a batch with
-its commit) and treats anything else at the tail as the owner's store in
-flight: it stops before it and looks again on the next call. Every read first
-makes a cheap check (the active file's size, and the type byte after the last
-applied unit) and catches up only when something changed.
+and writes nothing, not even on open. Every read first makes a cheap check
+(the active file's size, and the type byte after the last applied unit) and
+catches up (``engine.catchup``) only when something changed; a new manifest
+(the owner compacted) is adopted by loading a fresh view and swapping it in.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 import time
 from typing import Final, NoReturn
 
 from engine.batch import Batch
+from engine.catchup import View, manifest_identity, read_manifest
 from engine.checkpoint import CheckpointReport, Progress, Reuse
 from engine.compaction import CompactionOptions, CompactionReport
 from engine.engine import Engine
-from engine.errors import ClosedError, CorruptionError, ReadOnlyError, StorageError, opening_failed
-from engine.format import (
-    BATCH_COMMIT,
-    BATCH_COUNT,
-    BATCH_DELETE,
-    BATCH_PUT,
-    FILE_HEADER_SIZE,
-    HEADER_SIZE,
-    MAX_KEY_SIZE,
-    MAX_VALUE_SIZE,
-    NO_EXPIRY,
-    PUT,
-    RECORD_HEADER,
-)
+from engine.errors import ClosedError, ReadOnlyError, opening_failed
 from engine.fs import Mapping, OSFileSystem
-from engine.keyspace import Keyspace
-from engine.location import pack_location
-from engine.manifest import MANIFEST, Manifest, decode_manifest
 from engine.options import EngineOptions
-from engine.reader import ScannedRecord, record_at
-from engine.recovery import RecoveryReport, recover
-from engine.segment import check_segment_header, parse_segment_name, segment_name
 from engine.stats import EngineStats
 
-#: Catch-up reads the active segment in pieces this large (it is reserved ahead in zeros).
-CHUNK: Final = 64 << 10
 #: How often a reader that is catching up anyway compares the manifest (seconds).
 MANIFEST_CHECK_INTERVAL: Final = 1.0
-#: How many times loading a view starts again while compactions keep committing under it.
-LOAD_ATTEMPTS: Final = 100
-_PAGE: Final = mmap.PAGESIZE
-_OPEN_FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC
+_lseek: Final = os.lseek
+_SEEK_END: Final = os.SEEK_END
 
 
 class _Unlocked:
@@ -61,255 +35,6 @@ class _Unlocked:
 
     def release(self) -> None:
         pass
-
-
-def scan_units(data: bytes) -> tuple[int, list[ScannedRecord], int]:
-    """The complete units at the start of ``data``: ``(consumed, records, need)``.
-
-    ``records`` are plain records, and batch members followed by their commit;
-    a batch whose commit counts otherwise is dropped, as recovery drops it.
-    Scanning stops at the first bytes that are not a valid record (zeros, a
-    record being stored, a batch without its commit yet). ``need`` is how many
-    bytes from the start would let it go further when the stop is only the end
-    of ``data``, else 0.
-    """
-    offset = consumed = 0
-    records: list[ScannedRecord] = []
-    batch: list[ScannedRecord] = []
-    while True:
-        record = record_at(data, offset)
-        if record is None:
-            break
-        size, rtype = record[1], record[2]
-        offset += size
-        if rtype in (BATCH_PUT, BATCH_DELETE):
-            batch.append(record)
-            continue
-        if rtype == BATCH_COMMIT:
-            if data[offset - 4 : offset] == BATCH_COUNT.pack(len(batch)) and batch:
-                records.extend(batch)
-                records.append(record)
-        else:
-            records.append(record)
-        batch = []
-        consumed = offset
-    need = 0
-    if len(data) - offset >= HEADER_SIZE:
-        _crc, rtype, _seq, _expires, klen, vlen = RECORD_HEADER.unpack_from(data, offset)
-        size = HEADER_SIZE + klen + vlen
-        if rtype and klen <= MAX_KEY_SIZE and vlen <= MAX_VALUE_SIZE and offset + size > len(data):
-            need = offset + size
-    elif batch or data[offset:].strip(b"\0"):
-        need = len(data) + HEADER_SIZE
-    return consumed, records, need
-
-
-class _Tail:
-    """The active segment a reader follows: its file, mapping, and what it has applied."""
-
-    __slots__ = ("fd", "known_end", "map", "peek", "segment_id", "size")
-
-    def __init__(self, segment_id: int, fd: int) -> None:
-        self.segment_id = segment_id
-        self.fd = fd
-        #: Offset after the last complete unit applied (0: header not yet seen).
-        self.known_end = 0
-        #: The file's size at the last catch-up (-1: never looked).
-        self.size = -1
-        self.map: mmap.mmap | bytes = b""
-        #: Where the next record's type byte is, if it may be read through ``map``; else -1.
-        self.peek = -1
-
-
-class _View:
-    """One consistent state of the store: a keyspace, mappings, and the tail to follow."""
-
-    def __init__(self, follower: Follower) -> None:
-        self.keyspace = Keyspace()
-        self.maps: dict[int, mmap.mmap] = {}
-        self.sealed_sizes: dict[int, int] = {}
-        self.fds: list[int] = []
-        self.seq = 0
-        self.manifest: bytes | None = None
-        self.tail = _Tail(0, -1)
-        self.path = follower.path
-        self.report = RecoveryReport()
-        self._load(follower)
-
-    def _load(self, follower: Follower) -> None:
-        """Steps 1-5 of "Loading a view": a manifest unchanged across the listing and opens."""
-        directory = self.path
-        for _attempt in range(LOAD_ATTEMPTS):
-            self._close_fds()
-            manifest = _read_manifest(directory)
-            try:
-                names = os.listdir(directory)
-            except OSError as exc:
-                raise StorageError(f"cannot open the store {directory!r}: {exc}") from exc
-            state = decode_manifest(manifest) if manifest is not None else Manifest()
-            compacted = sorted(state.segments)
-            ids = (parse_segment_name(n) for n in names if n not in state.dropped)
-            logs = sorted(i for i in ids if i is not None)
-            if not logs:
-                raise StorageError(f"{directory!r} is not a seglog store (no segment file)")
-            fds: dict[int, int] = {}
-            try:
-                for segment_id in [*compacted, *logs]:
-                    fds[segment_id] = self.open(segment_id)
-                if _read_manifest(directory) != manifest:
-                    continue  # a compaction committed while the files were listed
-                recovered = recover(
-                    OSFileSystem(),
-                    directory,
-                    logs[:-1],
-                    compacted=compacted,
-                    mode=follower.options.recovery,
-                    now=follower.clock(),
-                    readonly=True,
-                )
-            except FileNotFoundError:
-                continue  # a compaction committed and deleted its inputs: look again
-            break
-        else:
-            raise StorageError(f"{directory}: compactions kept committing while loading")
-        self.manifest = manifest
-        self.keyspace.restore(recovered.index, recovered.expiry, recovered.dead_bytes)
-        self.seq = recovered.max_seq
-        self.report = recovered.report
-        for segment_id, size in recovered.segment_sizes.items():
-            self.maps[segment_id] = mmap.mmap(fds[segment_id], 0, access=mmap.ACCESS_READ)
-            self.sealed_sizes[segment_id] = size
-        self.tail = _Tail(logs[-1], fds[logs[-1]])
-
-    def open(self, segment_id: int) -> int:
-        """A read-only descriptor of a segment, closed with the view."""
-        fd = os.open(os.path.join(self.path, segment_name(segment_id)), _OPEN_FLAGS)
-        self.fds.append(fd)
-        return fd
-
-    def open_next(self, tail: _Tail) -> int | None:
-        """The segment after ``tail``'s, if it exists (the owner rolled over)."""
-        try:
-            return self.open(tail.segment_id + 1)
-        except FileNotFoundError:
-            return None
-
-    def _close_fds(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
-
-    def close(self) -> None:
-        """Close the descriptors; mappings stay readable until the last reference goes."""
-        self._close_fds()
-        self.tail.fd = -1
-
-    # ------------------------------------------------------------------ catch-up
-
-    def catch_up(self, lock: threading.Lock, now: float) -> bool:
-        """Apply the owner's new complete units, following rollovers; False if the
-        followed segment is final and no next one exists yet (closed, or crashed)."""
-        tail = self.tail
-        while True:
-            size = os.fstat(tail.fd).st_size
-            if tail.known_end == 0 and not self._read_header(tail):
-                tail.size = size
-                return True
-            self._apply_tail(tail, size, lock, now)
-            tail.size = size
-            if tail.known_end < size:
-                break
-            following = self.open_next(tail)
-            if following is None:
-                self._remap(tail)
-                return False
-            # The next segment exists, so this one is final: finish it and move on.
-            final = os.fstat(tail.fd).st_size
-            self._apply_tail(tail, final, lock, now)
-            if tail.known_end != final:
-                raise CorruptionError(
-                    f"{segment_name(tail.segment_id)}: {final - tail.known_end} bytes after "
-                    f"offset {tail.known_end} are not records in a sealed segment"
-                )
-            self._remap(tail)
-            with lock:
-                self.sealed_sizes[tail.segment_id] = tail.known_end
-            tail = self.tail = _Tail(tail.segment_id + 1, following)
-        self._remap(tail)
-        return True
-
-    def _read_header(self, tail: _Tail) -> bool:
-        """Whether the followed segment's header is whole (a new one may be in creation)."""
-        head = os.pread(tail.fd, FILE_HEADER_SIZE, 0)
-        try:
-            check_segment_header(head, segment_name(tail.segment_id))
-        except CorruptionError:
-            return False
-        tail.known_end = FILE_HEADER_SIZE
-        return True
-
-    def _apply_tail(self, tail: _Tail, size: int, lock: threading.Lock, now: float) -> None:
-        want = CHUNK
-        while size - tail.known_end >= HEADER_SIZE:
-            start = tail.known_end
-            data = os.pread(tail.fd, min(want, size - start), start)
-            if len(data) < HEADER_SIZE or not data[4]:
-                return  # zeros: nothing more was written
-            consumed, records, need = scan_units(data)
-            # A new owner may have cut a half-written batch and written new records over
-            # it meanwhile: a batch is applied only if two reads of it agree.
-            batched = any(r[2] == BATCH_COMMIT for r in records)
-            if batched and os.pread(tail.fd, consumed, start) != data[:consumed]:
-                continue
-            if consumed:
-                self._apply(tail.segment_id, start, records, lock, now)
-                tail.known_end = start + consumed
-                want = CHUNK
-            elif need and len(data) < size - start:
-                want = max(need, 2 * want)
-            else:
-                return
-
-    def _apply(
-        self,
-        segment_id: int,
-        base: int,
-        records: list[ScannedRecord],
-        lock: threading.Lock,
-        now: float,
-    ) -> None:
-        """Apply records newer than everything applied before, as the owner's writes are."""
-        keyspace = self.keyspace
-        with lock:
-            for offset, size, rtype, seq, expires_at, key in records:
-                location = pack_location(segment_id, base + offset, size)
-                if rtype in (PUT, BATCH_PUT):
-                    if expires_at == NO_EXPIRY:
-                        keyspace.put(key, location)
-                    else:
-                        keyspace.put_expiring(key, location, expires_at, now)
-                elif rtype == BATCH_COMMIT:
-                    keyspace.mark_dead(location)
-                else:
-                    keyspace.delete(key, location)
-                self.seq = max(self.seq, seq)
-
-    def _remap(self, tail: _Tail) -> None:
-        """Map the followed segment at its size once ``known_end`` passes its mapping."""
-        if tail.known_end == 0:
-            tail.peek = -1
-            return
-        if len(tail.map) < tail.known_end:
-            # The previous mapping is dropped, not closed: a scan in flight holds its own.
-            mapping = mmap.mmap(tail.fd, 0, access=mmap.ACCESS_READ)
-            self.maps[tail.segment_id] = tail.map = mapping
-        peek = tail.known_end + 4
-        # Read through the mapping only in the page that holds the last applied byte:
-        # a rollover or a new owner may cut the file there, and past it a page faults.
-        same_page = peek // _PAGE == (tail.known_end - 1) // _PAGE
-        # A file that ends at ``known_end`` (final, closed, or cut) always counts as changed.
-        inside = peek < min(len(tail.map), tail.size)
-        tail.peek = peek if same_page and inside else -1
 
 
 class Follower(Engine):
@@ -325,13 +50,13 @@ class Follower(Engine):
         self.clock = options.clock
         self._follow = threading.Lock()
         self._manifest_checked = time.monotonic()
-        view = _View(self)
+        view = View(self.path, self._options.recovery, self._clock())
         view.catch_up(self._writer.lock, self._clock())
         self._view = view
         self._tail = view.tail
         self._install(view)
 
-    def _install(self, view: _View) -> None:
+    def _install(self, view: View) -> None:
         """Serve ``view`` from now on (its catch-up is at least as far as the last one's)."""
         writer = self._writer
         with writer.lock:
@@ -343,7 +68,7 @@ class Follower(Engine):
             self._view = view
             self._follow_tail(view)
 
-    def _follow_tail(self, view: _View) -> None:
+    def _follow_tail(self, view: View) -> None:
         tail = self._tail = view.tail
         self._seq = view.seq
         self._writer.active_id = tail.segment_id
@@ -355,17 +80,43 @@ class Follower(Engine):
             if self.closed:
                 raise ClosedError(f"{self.path}: the store is closed")
             view = self._view
+            if self._idle(view):
+                return
             live = view.catch_up(self._writer.lock, self._clock())
             with self._writer.lock:
                 self._follow_tail(view)
             if live and time.monotonic() - self._manifest_checked < MANIFEST_CHECK_INTERVAL:
                 return
             self._manifest_checked = time.monotonic()
-            if _read_manifest(self.path) != view.manifest:
-                fresh = _View(self)
-                fresh.catch_up(self._writer.lock, self._clock())
-                self._install(fresh)
-                view.close()
+            if not self._new_manifest(view):
+                return
+            fresh = View(self.path, self._options.recovery, self._clock())
+            fresh.catch_up(self._writer.lock, self._clock())
+            self._install(fresh)
+            view.close()
+
+    def _idle(self, view: View) -> bool:
+        """Whether a followed file that ends where the reader is still is all there is:
+        it did not grow, no next segment, no new manifest (the owner closed the store,
+        died, or filled the file exactly). Three system calls instead of a catch-up."""
+        tail = view.tail
+        if tail.known_end != tail.size or os.lseek(tail.fd, 0, os.SEEK_END) != tail.size:
+            return False
+        try:
+            os.stat(tail.next_path)
+        except FileNotFoundError:
+            return not self._new_manifest(view)
+        return False
+
+    def _new_manifest(self, view: View) -> bool:
+        """Whether ``MANIFEST`` differs from the one ``view`` was loaded from."""
+        identity = manifest_identity(self.path)
+        if identity == view.identity:
+            return False
+        if read_manifest(self.path) != view.manifest:
+            return True
+        view.identity = identity
+        return False
 
     def _check(self) -> None:
         """The cheap check: catch up only if the active file's size or next type byte moved."""
@@ -384,18 +135,14 @@ class Follower(Engine):
     # ------------------------------------------------------------------ reading
 
     def get(self, key: bytes) -> bytes | None:
+        # ``_check``, inlined with local names: this is the random-read hot path.
         tail = self._tail
         try:
-            changed = (
-                os.lseek(tail.fd, 0, os.SEEK_END) != tail.size
-                or tail.peek < 0
-                or tail.map[tail.peek]
-            )
+            if _lseek(tail.fd, 0, _SEEK_END) != tail.size or tail.peek < 0 or tail.map[tail.peek]:
+                self._refresh()
         except OSError:
-            changed = True
-        if changed:
             self._refresh()
-        return Engine.get(self, key)
+        return _engine_get(self, key)
 
     def get_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
         self._check()
@@ -466,12 +213,7 @@ class Follower(Engine):
             self._view.close()
 
 
-def _read_manifest(directory: str) -> bytes | None:
-    try:
-        with open(os.path.join(directory, MANIFEST), "rb") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
+_engine_get: Final = Engine.get
 
 
 def _refuse(path: str) -> NoReturn:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from engine import Engine, ReadOnlyError, StorageError
-from engine.follower import scan_units
+from engine.catchup import scan_units
 from engine.format import BATCH_COMMIT, BATCH_COUNT, BATCH_PUT, NO_EXPIRY, PUT, encode_record
 
 #: Small segments, so that a few hundred records roll over several times.
@@ -121,6 +121,24 @@ def test_a_reader_sees_every_acknowledged_write_across_rollover_and_compaction(
         on_disk = {p.name for p in store.iterdir()}
         assert set(reader.stats()["segments"]) <= on_disk
         assert len(reader) == len(expected)
+
+
+def test_an_idle_reader_catches_up_after_compaction_deleted_what_it_never_saw(
+    store: Path,
+) -> None:
+    """The segments after the followed one were written and compacted away meanwhile."""
+    owner = Owner(store)
+    owner("put", b"first", b"1", NO_EXPIRY)
+    with Engine.open(store, readonly=True) as reader:
+        assert reader.get(b"first") == b"1"
+        for i in range(100):
+            owner("put", b"key%03d" % (i % 10), b"%03d" % i * (BIG // 3), NO_EXPIRY)
+        owner("compact")
+        owner("put", b"last", b"2", NO_EXPIRY)
+        assert reader.get(b"last") == b"2"
+        assert reader.get(b"key009") == b"099" * (BIG // 3)
+        assert len(reader) == 12
+        owner.close()
 
 
 def test_expiry_and_deletes_reach_the_reader(store: Path) -> None:
