@@ -39,6 +39,9 @@ from engine.segment import check_segment_header, parse_segment_name, segment_nam
 
 #: Catch-up reads the active segment in pieces this large (it is reserved ahead in zeros).
 CHUNK: Final = 64 << 10
+#: ... except its first piece: most catch-ups find a few records, and reading 64 KiB
+#: of zeros costs more than they do.
+FIRST_READ: Final = 4 << 10
 #: How many times loading a view starts again while compactions keep committing under it.
 LOAD_ATTEMPTS: Final = 100
 _PAGE: Final = mmap.PAGESIZE
@@ -229,6 +232,16 @@ class View:
         self._remap(tail)
         return True
 
+    def applied(self, data: bytes, size: int, lock: threading.Lock, now: float) -> None:
+        """Apply ``data``, which this process just stored after the last unit, as catch-up
+        would, without reading it back; ``size`` is the followed file's size now."""
+        tail = self.tail
+        consumed, records, _need = scan_units(data)
+        self._apply(tail.segment_id, tail.known_end, records, lock, now)
+        tail.known_end += consumed
+        tail.size = size
+        self._remap(tail)
+
     def _read_header(self, tail: Tail) -> bool:
         """Whether the followed segment's header is whole (a new one may be in creation)."""
         head = os.pread(tail.fd, FILE_HEADER_SIZE, 0)
@@ -240,7 +253,7 @@ class View:
         return True
 
     def _apply_tail(self, tail: Tail, size: int, lock: threading.Lock, now: float) -> None:
-        want = CHUNK
+        want = FIRST_READ
         while size - tail.known_end >= HEADER_SIZE:
             start = tail.known_end
             data = os.pread(tail.fd, min(want, size - start), start)

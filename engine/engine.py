@@ -143,6 +143,7 @@ class Engine(KeyMapping):
         compact_min_bytes: int = 16 << 20,
         compact_interval: float = 1.0,
         readonly: bool = False,
+        shared: bool = False,
     ) -> Engine:
         """Open (creating if needed) the store in directory ``path`` and recover it.
 
@@ -154,6 +155,8 @@ class Engine(KeyMapping):
         ``readonly`` opens a store that another process may own, without its
         lock and writing nothing: reads catch up with that process's writes,
         writes raise ReadOnlyError (``engine.follower``, docs/MULTIPROCESS.md).
+        ``shared`` opens it as one of several processes that read and write it
+        at once, each with ``shared=True`` (``engine.shared``).
 
         Raises LockedError if another process or handle owns the directory, and
         CorruptionError if it finds more damage than ``recovery`` accepts.
@@ -174,10 +177,16 @@ class Engine(KeyMapping):
             recovery=recovery,
         )
         directory = os.fspath(path)
+        if readonly and shared:
+            raise ValueError("readonly=True and shared=True exclude each other")
         if readonly:
             from engine.follower import open_follower  # it subclasses Engine
 
             return open_follower(directory, options, fs)
+        if shared:
+            from engine.shared import open_shared  # it subclasses Engine
+
+            return open_shared(directory, options, compaction, fs)
         filesystem: FileSystem = fs if fs is not None else OSFileSystem()
         try:
             filesystem.makedirs(directory)

@@ -20,7 +20,7 @@ from engine.checkpoint import CheckpointReport, Progress, Reuse
 from engine.compaction import CompactionOptions, CompactionReport
 from engine.engine import Engine
 from engine.errors import ClosedError, ReadOnlyError, opening_failed
-from engine.fs import Mapping, OSFileSystem
+from engine.fs import Lock, Mapping, OSFileSystem
 from engine.options import EngineOptions
 from engine.stats import EngineStats
 
@@ -43,12 +43,15 @@ class Follower(Engine):
     Writes, compaction, checkpoints and ``sync`` raise ``ReadOnlyError``.
     """
 
-    def __init__(self, directory: str, options: EngineOptions) -> None:
+    def __init__(self, directory: str, options: EngineOptions, lock: Lock | None = None) -> None:
         compaction = CompactionOptions(auto=False)
-        super().__init__(directory, OSFileSystem(), _Unlocked(), options, compaction)
+        owner = lock if lock is not None else _Unlocked()
+        super().__init__(directory, OSFileSystem(), owner, options, compaction)
         self.options = options
         self.clock = options.clock
-        self._follow = threading.Lock()
+        #: Held while the view moves (catch-up, adoption); a shared engine holds it
+        #: across an append too (``engine.shared``).
+        self._follow = threading.RLock()
         self._manifest_checked = time.monotonic()
         view = View(self.path, self._options.recovery, self._clock())
         view.catch_up(self._writer.lock, self._clock())
@@ -74,18 +77,22 @@ class Follower(Engine):
         self._writer.active_id = tail.segment_id
         self._writer.tail = tail.known_end
 
-    def _refresh(self) -> None:
-        """Catch up; adopt a new manifest if the owner compacted (see MULTIPROCESS.md)."""
+    def _refresh(self, *, adopt: bool = False) -> None:
+        """Catch up; adopt a new manifest if the owner compacted (see MULTIPROCESS.md).
+
+        ``adopt`` compares the manifest now instead of once a second.
+        """
         with self._follow:
             if self.closed:
                 raise ClosedError(f"{self.path}: the store is closed")
             view = self._view
-            if self._idle(view):
+            if self._idle(view) and not adopt:
                 return
             live = view.catch_up(self._writer.lock, self._clock())
             with self._writer.lock:
                 self._follow_tail(view)
-            if live and time.monotonic() - self._manifest_checked < MANIFEST_CHECK_INTERVAL:
+            recently = time.monotonic() - self._manifest_checked < MANIFEST_CHECK_INTERVAL
+            if live and recently and not adopt:
                 return
             self._manifest_checked = time.monotonic()
             if not self._new_manifest(view):

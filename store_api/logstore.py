@@ -67,7 +67,8 @@ class LogStore(Store):
     ``connect=False`` leaves that to the first ``connect()`` (or operation).
     ``readonly=True`` opens a store another process may own, without its lock:
     reads catch up with that process's writes, ``write`` and ``delete`` raise
-    ``ReadOnlyError`` (``engine.follower``).
+    ``ReadOnlyError`` (``engine.follower``). ``shared=True`` opens it as one of
+    several processes that read and write it at once (``engine.shared``).
     """
 
     def __init__(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from engine import Engine
+from engine.follower import Follower
 from store_api import codec
 from store_api.keys import decode_key, encode_key, key_prefix, to_bytes
 from store_api.record import Record
@@ -98,16 +99,25 @@ class TableSuffixes:
         Builds the index on first use. It is registered before the key scan
         starts and writers note keys after their put, so a concurrent write
         lands in the scan's snapshot, in the index's pending keys, or both.
+        A store other processes write (``readonly`` or ``shared``) gets a fresh
+        index per query: their writes never pass through ``note``.
         """
         index = self.by_space.get(space)
-        if index is None:
+        if isinstance(db, Follower):
+            index = SuffixIndex()
+            index.load(prefix_keys(db, space, ""))
+        elif index is None:
             with self._lock:
                 index = self.by_space.get(space)
                 if index is None:
                     index = SuffixIndex()
                     self.by_space = {**self.by_space, space: index}
                     index.load(prefix_keys(db, space, ""))
+        return index, self._matching(index, prefix, suffix)
+
+    @staticmethod
+    def _matching(index: SuffixIndex, prefix: str, suffix: str) -> list[str]:
         found = index.matching(suffix)
         if prefix:
             found = [key for key in found if key.startswith(prefix)]
-        return index, found
+        return found
