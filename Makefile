@@ -29,6 +29,7 @@ bench: $(VENV)/.peers
 crashtest: $(STAMP)
 	$(BIN)/pytest tests/crash -q -p no:cacheprovider --ignore=tests/crash/test_exhaustive.py --ignore=tests/crash/test_mutants.py
 	$(BIN)/python -m engine.testing.campaign
+	$(BIN)/python -m engine.testing.interleave
 	$(BIN)/python -m engine.testing.multikill --seconds 60
 
 ## make soak: 16 threads of mixed load with SIGKILLs, checked per key (SOAK_SECONDS, default 600)

@@ -29,7 +29,7 @@ from engine.format import (
     PUT,
     RECORD_HEADER,
 )
-from engine.fs import OSFileSystem
+from engine.fs import FileHandle, Mapping, SharedFileSystem
 from engine.keyspace import Keyspace
 from engine.location import pack_location
 from engine.manifest import MANIFEST, Manifest, decode_manifest
@@ -45,7 +45,6 @@ FIRST_READ: Final = 4 << 10
 #: How many times loading a view starts again while compactions keep committing under it.
 LOAD_ATTEMPTS: Final = 100
 _PAGE: Final = mmap.PAGESIZE
-_OPEN_FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC
 
 
 def scan_units(data: bytes) -> tuple[int, list[ScannedRecord], int]:
@@ -92,18 +91,18 @@ def scan_units(data: bytes) -> tuple[int, list[ScannedRecord], int]:
 class Tail:
     """The active segment a reader follows: its file, mapping, and what it has applied."""
 
-    __slots__ = ("fd", "known_end", "map", "next_path", "peek", "segment_id", "size")
+    __slots__ = ("file", "known_end", "map", "next_path", "peek", "segment_id", "size")
 
-    def __init__(self, directory: str, segment_id: int, fd: int) -> None:
+    def __init__(self, directory: str, segment_id: int, file: FileHandle) -> None:
         self.segment_id = segment_id
-        self.fd = fd
+        self.file = file
         #: Where a rollover creates the next segment.
         self.next_path = os.path.join(directory, segment_name(segment_id + 1))
         #: Offset after the last complete unit applied (0: header not yet seen).
         self.known_end = 0
         #: The file's size at the last catch-up (-1: never looked).
         self.size = -1
-        self.map: mmap.mmap | bytes = b""
+        self.map: Mapping | bytes = b""
         #: Where the next record's type byte is, if it may be read through ``map``; else -1.
         self.peek = -1
 
@@ -111,33 +110,35 @@ class Tail:
 class View:
     """One consistent state of the store: a keyspace, mappings, and the tail to follow."""
 
-    def __init__(self, path: str, mode: RecoveryMode, now: float) -> None:
+    def __init__(self, fs: SharedFileSystem, path: str, mode: RecoveryMode, now: float) -> None:
+        self.fs = fs
         self.keyspace = Keyspace()
-        self.maps: dict[int, mmap.mmap] = {}
+        self.maps: dict[int, Mapping] = {}
         self.sealed_sizes: dict[int, int] = {}
-        self.fds: list[int] = []
+        self.files: list[FileHandle] = []
         self.seq = 0
         self.manifest: bytes | None = None
         #: ``MANIFEST``'s identity when ``manifest`` was read (``manifest_identity``).
         self.identity: tuple[int, ...] | None = None
-        self.tail = Tail(path, 0, -1)
+        self.tail: Tail
         self.path = path
         self.report = RecoveryReport()
         try:
             self._load(mode, now)
         except BaseException:
-            self._close_fds()
+            self._close_files()
             raise
 
     def _load(self, mode: RecoveryMode, now: float) -> None:
         """Steps 1-5 of "Loading a view": a manifest unchanged across the listing and opens."""
         directory = self.path
+        fs = self.fs
         for _attempt in range(LOAD_ATTEMPTS):
-            self._close_fds()
-            identity = manifest_identity(directory)
-            manifest = read_manifest(directory)
+            self._close_files()
+            identity = manifest_identity(fs, directory)
+            manifest = read_manifest(fs, directory)
             try:
-                names = os.listdir(directory)
+                names = fs.listdir(directory)
             except OSError as exc:
                 raise StorageError(f"cannot open the store {directory!r}: {exc}") from exc
             state = decode_manifest(manifest) if manifest is not None else Manifest()
@@ -146,14 +147,14 @@ class View:
             logs = sorted(i for i in ids if i is not None)
             if not logs:
                 raise StorageError(f"{directory!r} is not a seglog store (no segment file)")
-            fds: dict[int, int] = {}
+            files: dict[int, FileHandle] = {}
             try:
                 for segment_id in [*compacted, *logs]:
-                    fds[segment_id] = self.open(segment_id)
-                if read_manifest(directory) != manifest:
+                    files[segment_id] = self.open(segment_id)
+                if read_manifest(fs, directory) != manifest:
                     continue  # a compaction committed while the files were listed
                 recovered = recover(
-                    OSFileSystem(),
+                    fs,
                     directory,
                     logs[:-1],
                     compacted=compacted,
@@ -171,32 +172,31 @@ class View:
         self.seq = recovered.max_seq
         self.report = recovered.report
         for segment_id, size in recovered.segment_sizes.items():
-            self.maps[segment_id] = mmap.mmap(fds[segment_id], 0, access=mmap.ACCESS_READ)
+            self.maps[segment_id] = files[segment_id].map(writable=False)
             self.sealed_sizes[segment_id] = size
-        self.tail = Tail(directory, logs[-1], fds[logs[-1]])
+        self.tail = Tail(directory, logs[-1], files[logs[-1]])
 
-    def open(self, segment_id: int) -> int:
-        """A read-only descriptor of a segment, closed with the view."""
-        fd = os.open(os.path.join(self.path, segment_name(segment_id)), _OPEN_FLAGS)
-        self.fds.append(fd)
-        return fd
+    def open(self, segment_id: int) -> FileHandle:
+        """A segment opened read-only, closed with the view."""
+        file = self.fs.open_reading(os.path.join(self.path, segment_name(segment_id)))
+        self.files.append(file)
+        return file
 
-    def open_next(self, tail: Tail) -> int | None:
+    def open_next(self, tail: Tail) -> FileHandle | None:
         """The segment after ``tail``'s, if it exists (the owner rolled over)."""
         try:
             return self.open(tail.segment_id + 1)
         except FileNotFoundError:
             return None
 
-    def _close_fds(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
+    def _close_files(self) -> None:
+        for file in self.files:
+            file.close()
+        self.files = []
 
     def close(self) -> None:
-        """Close the descriptors; mappings stay readable until the last reference goes."""
-        self._close_fds()
-        self.tail.fd = -1
+        """Close the files; mappings stay readable until the last reference goes."""
+        self._close_files()
 
     # ------------------------------------------------------------------ catch-up
 
@@ -205,7 +205,7 @@ class View:
         followed segment is final and no next one exists yet (closed, or crashed)."""
         tail = self.tail
         while True:
-            size = os.fstat(tail.fd).st_size
+            size = tail.file.size()
             if tail.known_end == 0 and not self._read_header(tail):
                 tail.size = size
                 return True
@@ -218,7 +218,7 @@ class View:
                 self._remap(tail)
                 return False
             # The next segment exists, so this one is final: finish it and move on.
-            final = os.fstat(tail.fd).st_size
+            final = tail.file.size()
             self._apply_tail(tail, final, lock, now)
             if tail.known_end != final:
                 raise CorruptionError(
@@ -232,19 +232,26 @@ class View:
         self._remap(tail)
         return True
 
-    def applied(self, data: bytes, size: int, lock: threading.Lock, now: float) -> None:
-        """Apply ``data``, which this process just stored after the last unit, as catch-up
-        would, without reading it back; ``size`` is the followed file's size now."""
+    def applied(
+        self,
+        records: list[ScannedRecord],
+        length: int,
+        size: int,
+        lock: threading.Lock,
+        now: float,
+    ) -> None:
+        """Apply ``records`` (``length`` bytes, offsets from the last unit's end), which this
+        process just stored there, as catch-up would, without reading them back; ``size``
+        is the followed file's size now."""
         tail = self.tail
-        consumed, records, _need = scan_units(data)
         self._apply(tail.segment_id, tail.known_end, records, lock, now)
-        tail.known_end += consumed
+        tail.known_end += length
         tail.size = size
         self._remap(tail)
 
     def _read_header(self, tail: Tail) -> bool:
         """Whether the followed segment's header is whole (a new one may be in creation)."""
-        head = os.pread(tail.fd, FILE_HEADER_SIZE, 0)
+        head = tail.file.pread(FILE_HEADER_SIZE, 0)
         try:
             check_segment_header(head, segment_name(tail.segment_id))
         except CorruptionError:
@@ -256,14 +263,14 @@ class View:
         want = FIRST_READ
         while size - tail.known_end >= HEADER_SIZE:
             start = tail.known_end
-            data = os.pread(tail.fd, min(want, size - start), start)
+            data = tail.file.pread(min(want, size - start), start)
             if len(data) < HEADER_SIZE or not data[4]:
                 return  # zeros: nothing more was written
             consumed, records, need = scan_units(data)
             # A new owner may have cut a half-written batch and written new records over
             # it meanwhile: a batch is applied only if two reads of it agree.
             batched = any(r[2] == BATCH_COMMIT for r in records)
-            if batched and os.pread(tail.fd, consumed, start) != data[:consumed]:
+            if batched and tail.file.pread(consumed, start) != data[:consumed]:
                 continue
             if consumed:
                 self._apply(tail.segment_id, start, records, lock, now)
@@ -305,7 +312,7 @@ class View:
             return
         if len(tail.map) < tail.known_end:
             # The previous mapping is dropped, not closed: a scan in flight holds its own.
-            mapping = mmap.mmap(tail.fd, 0, access=mmap.ACCESS_READ)
+            mapping = tail.file.map(writable=False)
             self.maps[tail.segment_id] = tail.map = mapping
         peek = tail.known_end + 4
         # Read through the mapping only in the page that holds the last applied byte:
@@ -316,18 +323,13 @@ class View:
         tail.peek = peek if same_page and inside else -1
 
 
-def manifest_identity(directory: str) -> tuple[int, ...] | None:
+def manifest_identity(fs: SharedFileSystem, directory: str) -> tuple[int, ...] | None:
     """``MANIFEST``'s inode, size and times: a compaction's commit (a rename) changes them."""
-    try:
-        st = os.stat(os.path.join(directory, MANIFEST))
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return fs.identity(os.path.join(directory, MANIFEST))
 
 
-def read_manifest(directory: str) -> bytes | None:
+def read_manifest(fs: SharedFileSystem, directory: str) -> bytes | None:
     try:
-        with open(os.path.join(directory, MANIFEST), "rb") as file:
-            return file.read()
+        return fs.read_file(os.path.join(directory, MANIFEST))
     except FileNotFoundError:
         return None

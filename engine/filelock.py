@@ -1,7 +1,8 @@
 """Locks between processes: ``flock`` on a file in the store directory.
 
 The kernel releases an ``flock`` when the process holding it dies, however it
-dies, so a killed process never leaves a store locked. A shared store
+dies, so a killed process never leaves a store locked. ``FileLock`` is
+``OSFileSystem``'s ``ProcessLock`` (``engine.fs``). A shared store
 (``engine.shared``) uses three: ``LOCK`` held shared by every shared opener
 (an exclusive owner holds it exclusively, so the two modes exclude each
 other), ``APPEND`` held for one append, and ``COMPACT`` held for one
@@ -13,24 +14,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from types import TracebackType
 
 from engine.errors import LockedError
 
 _BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-
-
-def hold_shared(path: str) -> FileLock:
-    """Take ``path`` shared for as long as the store is open; LockedError if an owner has it."""
-    lock = FileLock(path)
-    try:
-        fcntl.flock(lock.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as exc:
-        lock.close()
-        if exc.errno in _BUSY:
-            raise LockedError(os.path.dirname(path) or path) from None
-        raise
-    return lock
 
 
 class FileLock:
@@ -40,16 +27,20 @@ class FileLock:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
+    def hold_shared(self) -> None:
+        """Hold the file shared for as long as the store is open; LockedError if an owner has it."""
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in _BUSY:
+                raise LockedError(os.path.dirname(self.path) or self.path) from None
+            raise
+
     def __enter__(self) -> FileLock:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def try_acquire(self) -> bool:

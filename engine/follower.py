@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Final, NoReturn
+from typing import Final, NoReturn, cast
 
 from engine.batch import Batch
 from engine.catchup import View, manifest_identity, read_manifest
@@ -20,14 +20,12 @@ from engine.checkpoint import CheckpointReport, Progress, Reuse
 from engine.compaction import CompactionOptions, CompactionReport
 from engine.engine import Engine
 from engine.errors import ClosedError, ReadOnlyError, opening_failed
-from engine.fs import Lock, Mapping, OSFileSystem
+from engine.fs import FileSystem, Lock, Mapping, OSFileSystem, SharedFileSystem
 from engine.options import EngineOptions
 from engine.stats import EngineStats
 
 #: How often a reader that is catching up anyway compares the manifest (seconds).
 MANIFEST_CHECK_INTERVAL: Final = 1.0
-_lseek: Final = os.lseek
-_SEEK_END: Final = os.SEEK_END
 
 
 class _Unlocked:
@@ -43,17 +41,24 @@ class Follower(Engine):
     Writes, compaction, checkpoints and ``sync`` raise ``ReadOnlyError``.
     """
 
-    def __init__(self, directory: str, options: EngineOptions, lock: Lock | None = None) -> None:
+    def __init__(
+        self,
+        directory: str,
+        options: EngineOptions,
+        fs: SharedFileSystem,
+        lock: Lock | None = None,
+    ) -> None:
         compaction = CompactionOptions(auto=False)
         owner = lock if lock is not None else _Unlocked()
-        super().__init__(directory, OSFileSystem(), owner, options, compaction)
+        super().__init__(directory, fs, owner, options, compaction)
+        self._fs = fs
         self.options = options
         self.clock = options.clock
         #: Held while the view moves (catch-up, adoption); a shared engine holds it
         #: across an append too (``engine.shared``).
         self._follow = threading.RLock()
         self._manifest_checked = time.monotonic()
-        view = View(self.path, self._options.recovery, self._clock())
+        view = View(fs, self.path, self._options.recovery, self._clock())
         view.catch_up(self._writer.lock, self._clock())
         self._view = view
         self._tail = view.tail
@@ -65,7 +70,7 @@ class Follower(Engine):
         with writer.lock:
             self._keyspace = view.keyspace
             self._bind_keyspace()
-            writer.maps = self._maps = view.maps  # type: ignore[assignment]
+            writer.maps = self._maps = view.maps
             writer.sealed_sizes = view.sealed_sizes
             self._recovery = view.report
             self._view = view
@@ -97,7 +102,7 @@ class Follower(Engine):
             self._manifest_checked = time.monotonic()
             if not self._new_manifest(view):
                 return
-            fresh = View(self.path, self._options.recovery, self._clock())
+            fresh = View(self._fs, self.path, self._options.recovery, self._clock())
             fresh.catch_up(self._writer.lock, self._clock())
             self._install(fresh)
             view.close()
@@ -107,20 +112,18 @@ class Follower(Engine):
         it did not grow, no next segment, no new manifest (the owner closed the store,
         died, or filled the file exactly). Three system calls instead of a catch-up."""
         tail = view.tail
-        if tail.known_end != tail.size or os.lseek(tail.fd, 0, os.SEEK_END) != tail.size:
+        if tail.known_end != tail.size or tail.file.size() != tail.size:
             return False
-        try:
-            os.stat(tail.next_path)
-        except FileNotFoundError:
-            return not self._new_manifest(view)
-        return False
+        if self._fs.exists(tail.next_path):
+            return False
+        return not self._new_manifest(view)
 
     def _new_manifest(self, view: View) -> bool:
         """Whether ``MANIFEST`` differs from the one ``view`` was loaded from."""
-        identity = manifest_identity(self.path)
+        identity = manifest_identity(self._fs, self.path)
         if identity == view.identity:
             return False
-        if read_manifest(self.path) != view.manifest:
+        if read_manifest(self._fs, self.path) != view.manifest:
             return True
         view.identity = identity
         return False
@@ -129,11 +132,7 @@ class Follower(Engine):
         """The cheap check: catch up only if the active file's size or next type byte moved."""
         tail = self._tail
         try:
-            if (
-                os.lseek(tail.fd, 0, os.SEEK_END) == tail.size
-                and tail.peek >= 0
-                and not tail.map[tail.peek]
-            ):
+            if tail.file.size() == tail.size and tail.peek >= 0 and not tail.map[tail.peek]:
                 return
         except OSError:
             pass  # closed, or the view changed under this thread: _refresh says which
@@ -145,7 +144,7 @@ class Follower(Engine):
         # ``_check``, inlined with local names: this is the random-read hot path.
         tail = self._tail
         try:
-            if _lseek(tail.fd, 0, _SEEK_END) != tail.size or tail.peek < 0 or tail.map[tail.peek]:
+            if tail.file.size() != tail.size or tail.peek < 0 or tail.map[tail.peek]:
                 self._refresh()
         except OSError:
             self._refresh()
@@ -227,11 +226,19 @@ def _refuse(path: str) -> NoReturn:
     raise ReadOnlyError(f"{path}: the store is open read-only (readonly=True); nothing was written")
 
 
-def open_follower(directory: str, options: EngineOptions, fs: object) -> Follower:
+def shared_fs(fs: FileSystem | None, option: str) -> SharedFileSystem:
+    """``fs``, or the real file system; a ``SharedFileSystem`` is needed for ``option``."""
+    if fs is None:
+        return OSFileSystem()
+    if not all(hasattr(fs, name) for name in ("open_reading", "identity", "process_lock")):
+        raise ValueError(f"{option} needs a SharedFileSystem (OSFileSystem, MemoryFileSystem)")
+    return cast(SharedFileSystem, fs)
+
+
+def open_follower(directory: str, options: EngineOptions, fs: FileSystem | None) -> Follower:
     """``Engine.open(directory, readonly=True)``: a reader beside the store's owner."""
-    if fs is not None:
-        raise ValueError("readonly=True reads the real file system; fs= cannot be given")
+    filesystem = shared_fs(fs, "readonly=True")
     try:
-        return Follower(directory, options)
+        return Follower(directory, options, filesystem)
     except OSError as exc:
         raise opening_failed(directory, exc) from exc

@@ -15,9 +15,10 @@ import functools
 import mmap
 import os
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, overload
 
 from engine.errors import LockedError
+from engine.filelock import FileLock
 
 
 class Mapping(Protocol):
@@ -27,6 +28,10 @@ class Mapping(Protocol):
     exactly like bytes handed to ``write()``: a process crash cannot lose them.
     """
 
+    @overload
+    def __getitem__(self, index: int, /) -> int: ...
+
+    @overload
     def __getitem__(self, index: slice, /) -> bytes: ...
 
     def __setitem__(self, index: slice, value: bytes, /) -> None: ...
@@ -87,6 +92,46 @@ class Lock(Protocol):
 
     def release(self) -> None:
         """Give up ownership."""
+        ...
+
+
+class PositionalHandle(FileHandle, Protocol):
+    """A data file opened for writes at any offset (not appending)."""
+
+    def write_at(self, data: bytes, offset: int) -> int:
+        """Write ``data`` at ``offset``; return the number of bytes written."""
+        ...
+
+
+class ProcessLock(Protocol):
+    """A lock between processes on a file, released by the OS if its holder dies."""
+
+    def hold_shared(self) -> None:
+        """Hold it shared, or raise LockedError at once if it is held exclusively."""
+        ...
+
+    def __enter__(self) -> ProcessLock:
+        """Wait for it and hold it exclusively."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Give back an exclusive hold."""
+        ...
+
+    def try_acquire(self) -> bool:
+        """Hold it exclusively if nobody else does; False at once otherwise."""
+        ...
+
+    def try_upgrade(self) -> bool:
+        """Turn a shared hold exclusive if nobody else holds it (only for letting go)."""
+        ...
+
+    def release(self) -> None:
+        """Give back a hold."""
+        ...
+
+    def close(self) -> None:
+        """Give back any hold and close the lock file."""
         ...
 
 
@@ -157,25 +202,27 @@ def write_all(handle: FileHandle, data: bytes) -> None:
 
 
 class OSFile:
-    """A real file descriptor opened O_RDWR | O_APPEND.
+    """A real file descriptor: O_RDWR | O_APPEND, or read-only, or positional.
 
-    ``write`` and ``pread`` are bound straight to ``os.write``/``os.pread`` (no
-    Python frame in between): they sit on the put and get hot paths.
+    ``write``, ``pread`` and ``size`` are bound straight to ``os.write``,
+    ``os.pread`` and ``os.lseek`` (no Python frame in between): they sit on the
+    put and get hot paths (a reader checks the size before each get).
     """
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self.write: Callable[[bytes], int] = functools.partial(os.write, fd)
         self.pread: Callable[[int, int], bytes] = functools.partial(os.pread, fd)
+        self.size: Callable[[], int] = functools.partial(os.lseek, fd, 0, os.SEEK_END)
+
+    def write_at(self, data: bytes, offset: int) -> int:
+        return os.pwrite(self._fd, data, offset)
 
     def fsync(self) -> None:
         os.fsync(self._fd)
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self._fd, size)
-
-    def size(self) -> int:
-        return os.fstat(self._fd).st_size
 
     def allocate(self, size: int) -> None:
         current = self.size()
@@ -190,6 +237,10 @@ class OSFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+            # The bound calls must not reach whatever file reuses the number.
+            self.write = functools.partial(os.write, -1)
+            self.pread = functools.partial(os.pread, -1)
+            self.size = functools.partial(os.lseek, -1, 0, os.SEEK_END)
 
 
 class OSLock:
@@ -205,12 +256,52 @@ class OSLock:
             self._fd = -1
 
 
+class SharedFileSystem(FileSystem, Protocol):
+    """What processes sharing one store need besides ``FileSystem`` (``engine.shared``).
+
+    ``OSFileSystem`` is one; so is the in-memory ``MemoryFileSystem``, on which
+    the crash simulator runs several "processes" interleaved.
+    """
+
+    def open_reading(self, path: str) -> FileHandle:
+        """Open ``path`` read-only (a reader may not be allowed to write the store)."""
+        ...
+
+    def open_writing(self, path: str) -> PositionalHandle:
+        """Open ``path`` for writes at any offset."""
+        ...
+
+    def identity(self, path: str) -> tuple[int, ...] | None:
+        """What changes when ``path`` is replaced or written (inode, size, times), or None."""
+        ...
+
+    def process_lock(self, path: str) -> ProcessLock:
+        """The lock file ``path`` (created if missing), not yet held."""
+        ...
+
+
 class OSFileSystem:
     """The real file system."""
 
     def open(self, path: str, *, create: bool = False) -> OSFile:
         flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | (os.O_CREAT if create else 0)
         return OSFile(os.open(path, flags, 0o644))
+
+    def open_reading(self, path: str) -> OSFile:
+        return OSFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+
+    def open_writing(self, path: str) -> OSFile:
+        return OSFile(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+
+    def identity(self, path: str) -> tuple[int, ...] | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    def process_lock(self, path: str) -> FileLock:
+        return FileLock(path)
 
     def read_file(self, path: str) -> bytes:
         with open(path, "rb") as f:

@@ -37,8 +37,7 @@ from engine.errors import (
     is_disk_full,
     opening_failed,
 )
-from engine.filelock import FileLock, hold_shared
-from engine.follower import Follower
+from engine.follower import Follower, shared_fs
 from engine.format import (
     BATCH_COMMIT,
     BATCH_COUNT,
@@ -50,12 +49,12 @@ from engine.format import (
     PUT,
     encode_record,
 )
-from engine.fs import OSFile, OSFileSystem
+from engine.fs import FileSystem, PositionalHandle, ProcessLock, SharedFileSystem
 from engine.keyspace import BatchOp
 from engine.location import position
 from engine.manifest import open_manifest
 from engine.options import EngineOptions
-from engine.reader import record_at, unwritten
+from engine.reader import ScannedRecord, record_at, unwritten
 from engine.segment import LOCK_FILE, create_segment, list_segments, segment_name
 from engine.writer import INITIAL_MAP_SIZE
 
@@ -70,8 +69,16 @@ COMPACT_FILE: Final = "COMPACT"
 #: writer died shows here (glibc's ``memcpy`` may have stored all but its first 32 bytes).
 CLEAN_WINDOW: Final = 256
 
+#: A record to append, with what the index needs of it: (record, type, seq, expiry, key).
+Unit = tuple[bytes, int, int, float, bytes]
 #: Builds an append's records from the first sequence number it may use; None: write nothing.
-Build = Callable[[int], list[bytes] | None]
+Build = Callable[[int], list[Unit] | None]
+#: What the 256 bytes after the last record hold when nothing was left there.
+_ZEROS: Final = bytes(CLEAN_WINDOW)
+
+
+def _unit(rtype: int, seq: int, expires: float, key: bytes, value: bytes = b"") -> Unit:
+    return encode_record(rtype, seq, expires, key, value), rtype, seq, expires, key
 
 
 class SharedEngine(Follower):
@@ -82,16 +89,17 @@ class SharedEngine(Follower):
         directory: str,
         options: EngineOptions,
         compaction: CompactionOptions,
-        lock: FileLock,
+        fs: SharedFileSystem,
+        lock: ProcessLock,
     ) -> None:
-        super().__init__(directory, options, lock)
+        super().__init__(directory, options, fs, lock)
         self._shared_lock = lock
         self._appending = threading.Lock()
-        self._append_lock = FileLock(os.path.join(directory, APPEND_FILE))
+        self._append_lock = fs.process_lock(os.path.join(directory, APPEND_FILE))
         self._active_id = -1
-        self._active_fd = -1
+        self._active: PositionalHandle | None = None
         self._compactor = SharedCompactor(
-            FileLock(os.path.join(directory, COMPACT_FILE)),
+            fs.process_lock(os.path.join(directory, COMPACT_FILE)),
             self._prepare_compaction,
             self._writer,
             self._keyspace,
@@ -119,15 +127,15 @@ class SharedEngine(Follower):
         expires = NO_EXPIRY
         if ttl is not None or expires_at is not None:
             expires = self._checks.expiry(ttl, expires_at)
-        self._append_units(lambda seq: [encode_record(PUT, seq, expires, key, value)])
+        self._append_units(lambda seq: [_unit(PUT, seq, expires, key, value)])
 
     def delete(self, key: bytes) -> None:
         key = self._checks.key(key)
 
-        def build(seq: int) -> list[bytes] | None:
+        def build(seq: int) -> list[Unit] | None:
             if key not in self._keyspace:
                 return None  # as in one process: deleting a missing key writes nothing
-            return [encode_record(DELETE, seq, NO_EXPIRY, key)]
+            return [_unit(DELETE, seq, NO_EXPIRY, key)]
 
         self._append_units(build)
 
@@ -138,17 +146,17 @@ class SharedEngine(Follower):
         if not ops:
             return
 
-        def build(seq: int) -> list[bytes]:
-            records = []
+        def build(seq: int) -> list[Unit]:
+            units = []
             for key, value, expires in ops:
                 if value is None:
-                    records.append(encode_record(BATCH_DELETE, seq, NO_EXPIRY, key))
+                    units.append(_unit(BATCH_DELETE, seq, NO_EXPIRY, key))
                 else:
-                    records.append(encode_record(BATCH_PUT, seq, expires, key, value))
+                    units.append(_unit(BATCH_PUT, seq, expires, key, value))
                 seq += 1
             count = BATCH_COUNT.pack(len(ops))
-            records.append(encode_record(BATCH_COMMIT, seq, NO_EXPIRY, b"", count))
-            return records
+            units.append(_unit(BATCH_COMMIT, seq, NO_EXPIRY, b"", count))
+            return units
 
         self._append_units(build)
 
@@ -161,10 +169,10 @@ class SharedEngine(Follower):
             if writer.error is not None:
                 raise writer.error
             tail = self._ready_to_append()
-            records = build(self._seq + 1)
-            if not records:
+            units = build(self._seq + 1)
+            if not units:
                 return
-            data = b"".join(records)
+            data = b"".join(unit[0] for unit in units)
             if (
                 tail.known_end + len(data) > writer.segment_size
                 and tail.known_end > FILE_HEADER_SIZE
@@ -173,7 +181,12 @@ class SharedEngine(Follower):
                 tail = self._ready_to_append()
             end = position(tail.segment_id, tail.known_end + len(data))
             size = self._store(tail, data)
-            self._view.applied(data, size, writer.lock, self._clock())
+            records: list[ScannedRecord] = []
+            offset = 0
+            for record, rtype, seq, expires, key in units:
+                records.append((offset, len(record), rtype, seq, expires, key))
+                offset += len(record)
+            self._view.applied(records, len(data), size, writer.lock, self._clock())
             with writer.lock:
                 self._follow_tail(self._view)
         if self._always:
@@ -192,7 +205,7 @@ class SharedEngine(Follower):
             # Creating this segment was cut short (its creator was killed): create it again.
             self._guarded(
                 "creating a segment",
-                lambda: create_segment(self._writer.fs, self.path, tail.segment_id).close(),
+                lambda: create_segment(self._fs, self.path, tail.segment_id).close(),
             )
             self._refresh()
             tail = self._tail
@@ -205,14 +218,19 @@ class SharedEngine(Follower):
         if self._active_id == tail.segment_id:
             return
         path = os.path.join(self.path, segment_name(tail.segment_id))
-        fd = self._guarded("opening a segment", lambda: os.open(path, os.O_RDWR | os.O_CLOEXEC))
+        handle = self._guarded("opening a segment", lambda: self._fs.open_writing(path))
         writer = self._writer
         with writer.sync_lock:
             # The previous segment was sealed (fsynced) by whoever rolled over.
             if writer.active is not None:
                 writer.active.close()
-            writer.active = OSFile(fd)
-        self._active_id, self._active_fd = tail.segment_id, fd
+            writer.active = handle
+        self._active_id, self._active = tail.segment_id, handle
+
+    def _writing(self) -> PositionalHandle:
+        """The followed segment opened for writing (``_open_active`` first)."""
+        assert self._active is not None
+        return self._active
 
     def _clear_after(self, tail: Tail) -> None:
         """Zero what a killed process's append left after ``tail`` (append lock held).
@@ -223,12 +241,13 @@ class SharedEngine(Follower):
         (not a power cut's unwritten sector) are corruption: refused, as
         recovery refuses them.
         """
-        fd = self._active_fd
+        file = self._writing()
         start = tail.known_end
-        if not any(os.pread(fd, CLEAN_WINDOW, start)):
+        window = file.pread(CLEAN_WINDOW, start)
+        if window == _ZEROS[: len(window)]:
             return
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, size - start, start)
+        size = file.size()
+        data = file.pread(size - start, start)
         offset = 0
         while (record := record_at(data, offset)) is not None:
             offset += record[1]
@@ -246,9 +265,9 @@ class SharedEngine(Follower):
             )
 
         def clear() -> None:
-            os.ftruncate(fd, start)
-            os.posix_fallocate(fd, start, size - start)
-            os.fsync(fd)  # cut durably before anything is stored after it, as recovery does
+            file.truncate(start)
+            file.allocate(size)
+            file.fsync()  # cut durably before anything is stored after it, as recovery does
 
         self._guarded("clearing a torn append", clear)
         self._seq = self._view.seq
@@ -256,13 +275,13 @@ class SharedEngine(Follower):
 
     def _roll_over(self, tail: Tail) -> None:
         """Seal the followed segment (durable, cut to its records) and create the next one."""
-        fd = self._active_fd
+        file = self._writing()
 
         def seal() -> None:
-            os.fsync(fd)
-            os.ftruncate(fd, tail.known_end)
-            os.fsync(fd)
-            create_segment(self._writer.fs, self.path, tail.segment_id + 1).close()
+            file.fsync()
+            file.truncate(tail.known_end)
+            file.fsync()
+            create_segment(self._fs, self.path, tail.segment_id + 1).close()
 
         self._guarded("rolling over", seal)
         self._writer.fsyncs += 4
@@ -272,19 +291,19 @@ class SharedEngine(Follower):
 
         Returns the file's size.
         """
-        fd = self._active_fd
+        file = self._writing()
         start = tail.known_end
         end = start + len(data)
-        size = os.fstat(fd).st_size
+        size = tail.size  # checked under the append lock: nobody else changes the file
         if end > size:
             reserve = max(end, min(max(2 * size, INITIAL_MAP_SIZE), self._writer.segment_size))
             try:
-                os.posix_fallocate(fd, size, reserve - size)
+                file.allocate(reserve)
             except OSError as exc:
                 if not is_disk_full(exc):
                     raise self._writer.fail("growing a segment", exc) from exc
                 try:
-                    os.posix_fallocate(fd, size, end - size)
+                    file.allocate(end)
                     reserve = end
                 except OSError as again:
                     raise DiskFullError(
@@ -292,7 +311,7 @@ class SharedEngine(Follower):
                         f"{segment_name(tail.segment_id)} ({again}); nothing was written"
                     ) from again
             size = reserve
-        self._guarded("writing", lambda: _write_at(fd, data, start))
+        self._guarded("writing", lambda: _write_at(file, data, start))
         return size
 
     def _guarded(self, what: str, step: Callable[[], T]) -> T:
@@ -317,7 +336,7 @@ class SharedEngine(Follower):
         self._refresh(adopt=True)
         compactor = self._compactor
         compactor.keyspace = self._keyspace
-        compactor.manifest = open_manifest(self._writer.fs, self.path)
+        compactor.manifest = open_manifest(self._fs, self.path)
 
     # ----------------------------------------------------------------- the rest
 
@@ -349,13 +368,13 @@ class SharedEngine(Follower):
             if tail.known_end == 0:
                 return
             self._open_active(tail)
-            fd = self._active_fd
-            if any(os.pread(fd, CLEAN_WINDOW, tail.known_end)):
+            file = self._writing()
+            if any(file.pread(CLEAN_WINDOW, tail.known_end)):
                 return
 
             def cut() -> None:
-                os.ftruncate(fd, tail.known_end)
-                os.fsync(fd)
+                file.truncate(tail.known_end)
+                file.fsync()
 
             self._guarded("closing", cut)
 
@@ -389,28 +408,27 @@ class SharedEngine(Follower):
             raise failure
 
 
-def _write_at(fd: int, data: bytes, offset: int) -> None:
-    """``pwrite`` all of ``data`` at ``offset``, going on after a short write."""
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+def _write_at(file: PositionalHandle, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``, going on after a short write."""
+    while data:
+        written = file.write_at(data, offset)
+        data, offset = data[written:], offset + written
 
 
 def open_shared(
-    directory: str, options: EngineOptions, compaction: CompactionOptions, fs: object
+    directory: str, options: EngineOptions, compaction: CompactionOptions, fs: FileSystem | None
 ) -> SharedEngine:
     """``Engine.open(directory, shared=True)``: one of several processes writing the store."""
-    if fs is not None:
-        raise ValueError("shared=True works on the real file system; fs= cannot be given")
+    filesystem = shared_fs(fs, "shared=True")
     try:
-        os.makedirs(directory, exist_ok=True)
-        lock = hold_shared(os.path.join(directory, LOCK_FILE))
+        filesystem.makedirs(directory)
+        lock = filesystem.process_lock(os.path.join(directory, LOCK_FILE))
     except OSError as exc:
         raise opening_failed(directory, exc) from exc
     try:
-        _prepare_directory(directory)
-        engine = SharedEngine(directory, options, compaction, lock)
+        lock.hold_shared()
+        _prepare_directory(filesystem, directory)
+        engine = SharedEngine(directory, options, compaction, filesystem, lock)
     except BaseException as exc:
         lock.close()
         if isinstance(exc, OSError):
@@ -428,18 +446,17 @@ def open_shared(
     return engine
 
 
-def _prepare_directory(directory: str) -> None:
+def _prepare_directory(fs: SharedFileSystem, directory: str) -> None:
     """Create the first segment of a new store; finish a compaction a killed process left."""
-    fs = OSFileSystem()
     refuse_incomplete(fs, directory)
-    append_lock = FileLock(os.path.join(directory, APPEND_FILE))
+    append_lock = fs.process_lock(os.path.join(directory, APPEND_FILE))
     try:
         with append_lock:
             if not list_segments(fs, directory):
                 create_segment(fs, directory, 1).close()
     finally:
         append_lock.close()
-    compact_lock = FileLock(os.path.join(directory, COMPACT_FILE))
+    compact_lock = fs.process_lock(os.path.join(directory, COMPACT_FILE))
     try:
         if compact_lock.try_acquire():
             open_manifest(fs, directory)  # deletes leftovers: nobody is compacting

@@ -16,13 +16,15 @@ from typing import Any
 from engine.compaction.compactor import Compactor
 from engine.compaction.output import CompactionReport
 from engine.compaction.policy import Chooser
-from engine.filelock import FileLock
+from engine.fs import ProcessLock
 
 
 class SharedCompactor(Compactor):
     """A ``Compactor`` that runs only while its process holds the store's compaction lock."""
 
-    def __init__(self, lock: FileLock, prepare: Callable[[bool], None], *args: Any, **kwargs: Any):
+    def __init__(
+        self, lock: ProcessLock, prepare: Callable[[bool], None], *args: Any, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.lock = lock
         #: Called with the lock held: seal the active segment (if True), adopt the manifest.

@@ -23,6 +23,7 @@ import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import overload
 
 from engine.errors import LockedError
 
@@ -36,6 +37,21 @@ class Inode:
 
     data: bytearray = field(default_factory=bytearray)
     durable: bytes = b""
+
+
+#: The page size of the mappings' model: past the page holding a file's last byte, a
+#: mapped read faults.
+PAGE = 4096
+
+
+class Sigbus(BaseException):
+    """A mapped read of a page past the end of its file: on Linux the process gets SIGBUS
+    and dies (Python cannot catch it). A ``BaseException``: no ``except`` may go on."""
+
+
+def _fault_past_end(index: int, size: int) -> None:
+    if size == 0 or index // PAGE > (size - 1) // PAGE:
+        raise Sigbus(f"mapped read at offset {index} of a file of {size} bytes")
 
 
 class MemoryMapping:
@@ -53,10 +69,24 @@ class MemoryMapping:
         if self._closed:
             raise ValueError("mmap closed or invalid")
 
-    def __getitem__(self, index: slice, /) -> bytes:
+    @overload
+    def __getitem__(self, index: int, /) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice, /) -> bytes: ...
+
+    def __getitem__(self, index: int | slice, /) -> int | bytes:
         self._check()
+        data = self._inode.data
+        if isinstance(index, int):
+            if not 0 <= index < self._size:
+                raise IndexError("mmap index out of range")
+            _fault_past_end(index, len(data))
+            return data[index] if index < len(data) else 0
         start, stop, _ = index.indices(self._size)
-        return bytes(self._inode.data[start:stop])
+        if stop > start:
+            _fault_past_end(stop - 1, len(data))
+        return bytes(data[start:stop]).ljust(stop - start, b"\0") if stop > start else b""
 
     def __setitem__(self, index: slice, value: bytes, /) -> None:
         self._check()
@@ -92,20 +122,41 @@ class MemoryMapping:
 
 
 class MemoryFile:
-    """A handle on an ``Inode`` of a ``MemoryFileSystem``."""
+    """A handle on an ``Inode`` of a ``MemoryFileSystem`` (``writable`` False: read-only)."""
 
-    def __init__(self, fs: MemoryFileSystem, path: str, inode: Inode) -> None:
+    def __init__(
+        self, fs: MemoryFileSystem, path: str, inode: Inode, *, writable: bool = True
+    ) -> None:
         self._fs = fs
         self._path = path
         self._inode = inode
+        self._writable = writable
         self._closed = False
 
     def _check(self) -> None:
+        self._fs.gate()
         if self._closed:
             raise OSError(errno.EBADF, "file is closed", self._path)
 
-    def write(self, data: bytes) -> int:
+    def _check_writable(self) -> None:
         self._check()
+        if not self._writable:
+            raise OSError(errno.EBADF, "file is open read-only", self._path)
+
+    def write_at(self, data: bytes, offset: int) -> int:
+        self._check_writable()
+        extra = offset + len(data) - len(self._inode.data)
+        if extra > 0:
+            self._fs.reserve(extra, self._path)
+        self._fs._record(("write", self._path, offset, bytes(data)))
+        inode_data = self._inode.data
+        if offset > len(inode_data):
+            inode_data.extend(bytes(offset - len(inode_data)))
+        inode_data[offset : offset + len(data)] = data
+        return len(data)
+
+    def write(self, data: bytes) -> int:
+        self._check_writable()
         if self._fs.short_at == len(self._fs.journal) and len(data) > 1:
             data = data[: len(data) // 2]  # a short write: legal, and the caller must go on
         self._fs.reserve(len(data), self._path)
@@ -127,7 +178,7 @@ class MemoryFile:
         self._inode.durable = bytes(self._inode.data)
 
     def truncate(self, size: int) -> None:
-        self._check()
+        self._check_writable()
         self._fs._record(("truncate", self._path, size))
         del self._inode.data[size:]
 
@@ -136,14 +187,17 @@ class MemoryFile:
         return len(self._inode.data)
 
     def allocate(self, size: int) -> None:
-        self._check()
+        self._check_writable()
         if size > len(self._inode.data):
             self._fs.reserve(size - len(self._inode.data), self._path)
             self._fs._record(("allocate", self._path, size))
             self._inode.data.extend(bytes(size - len(self._inode.data)))
 
     def map(self, *, writable: bool) -> MemoryMapping:
-        self._check()
+        if writable:
+            self._check_writable()
+        else:
+            self._check()
         if not self._inode.data:
             raise ValueError("cannot mmap an empty file")
         return MemoryMapping(self._fs, self._path, self._inode, writable)
@@ -153,14 +207,67 @@ class MemoryFile:
 
 
 class MemoryLock:
-    """An owner lock held in a ``MemoryFileSystem``."""
+    """A ``flock`` in a ``MemoryFileSystem``: held shared or exclusive, by this object.
+
+    The ``ProcessLock`` of ``engine.fs``; the owner lock (``lock``) is one held
+    exclusively. Waiting goes through the file system's ``gate``, so that the
+    scheduler of simulated processes (``engine.testing.interleave``) runs the
+    holder meanwhile.
+    """
 
     def __init__(self, fs: MemoryFileSystem, path: str) -> None:
         self._fs = fs
         self._path = path
+        #: The simulated process that made it (``engine.testing.interleave``), if any.
+        self.owner = fs.lock_owner()
+        fs.lock_objects.append(self)
+
+    def _holders(self) -> dict[MemoryLock, bool]:
+        return self._fs.holders.setdefault(self._path, {})
+
+    def _free(self, exclusive: bool) -> bool:
+        others = {lock: excl for lock, excl in self._holders().items() if lock is not self}
+        return not others or (not exclusive and not any(others.values()))
+
+    def hold_shared(self) -> None:
+        self._fs.gate()
+        if not self._free(exclusive=False):
+            raise LockedError(os.path.dirname(self._path))
+        self._holders()[self] = False
+
+    def __enter__(self) -> MemoryLock:
+        self._fs.gate()
+        while not self._free(exclusive=True):
+            self._fs.wait()
+        self._holders()[self] = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def try_acquire(self) -> bool:
+        self._fs.gate()
+        if not self._free(exclusive=True):
+            return False
+        self._holders()[self] = True
+        return True
+
+    def try_upgrade(self) -> bool:
+        return self.try_acquire()
 
     def release(self) -> None:
-        self._fs._locks.discard(self._path)
+        self._holders().pop(self, None)
+
+    def close(self) -> None:
+        self.release()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _no_waiting() -> None:
+    raise LockedError("a lock another holder keeps (no other process to run)")
 
 
 class MemoryFileSystem:
@@ -187,7 +294,14 @@ class MemoryFileSystem:
         self.short_at: int | None = None
         self.reads = 0
         self.short_read_at: int | None = None
-        self._locks: set[str] = set()
+        #: Who holds each lock file (``process_lock``): lock object -> exclusive.
+        self.holders: dict[str, dict[MemoryLock, bool]] = {}
+        self.lock_objects: list[MemoryLock] = []
+        #: Called before every operation, reads included, and while a lock is awaited:
+        #: the scheduler of simulated processes switches between them there.
+        self.gate: Callable[[], None] = _nothing
+        self.wait: Callable[[], None] = _no_waiting
+        self.lock_owner: Callable[[], object] = _nothing
 
     def used_bytes(self) -> int:
         """Bytes held by the files the OS shows (each inode once)."""
@@ -216,6 +330,7 @@ class MemoryFileSystem:
             raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
 
     def open(self, path: str, *, create: bool = False) -> MemoryFile:
+        self.gate()
         path = os.path.normpath(path)
         if path not in self.files:
             if not create:
@@ -227,9 +342,11 @@ class MemoryFileSystem:
         return MemoryFile(self, path, self.files[path])
 
     def read_file(self, path: str) -> bytes:
+        self.gate()
         return bytes(self._inode(os.path.normpath(path)).data)
 
     def listdir(self, path: str) -> list[str]:
+        self.gate()
         path = os.path.normpath(path)
         if path not in self.dirs:
             raise FileNotFoundError(errno.ENOENT, "no such directory", path)
@@ -240,10 +357,12 @@ class MemoryFileSystem:
         return sorted(names)
 
     def exists(self, path: str) -> bool:
+        self.gate()
         path = os.path.normpath(path)
         return path in self.files or path in self.dirs
 
     def makedirs(self, path: str) -> None:
+        self.gate()
         path = os.path.normpath(path)
         missing = []
         while path not in self.dirs:
@@ -257,6 +376,7 @@ class MemoryFileSystem:
             self.fsync_dir(os.path.dirname(path))
 
     def replace(self, src: str, dst: str) -> None:
+        self.gate()
         src, dst = os.path.normpath(src), os.path.normpath(dst)
         inode = self._inode(src)
         self._record(("rename", src, dst))
@@ -264,12 +384,14 @@ class MemoryFileSystem:
         self.files[dst] = inode
 
     def unlink(self, path: str) -> None:
+        self.gate()
         path = os.path.normpath(path)
         self._inode(path)
         self._record(("unlink", path))
         del self.files[path]
 
     def link(self, src: str, dst: str) -> None:
+        self.gate()
         src, dst = os.path.normpath(src), os.path.normpath(dst)
         inode = self._inode(src)
         if dst in self.files:
@@ -280,6 +402,7 @@ class MemoryFileSystem:
         self.files[dst] = inode
 
     def fsync_dir(self, path: str) -> None:
+        self.gate()
         path = os.path.normpath(path)
         self._record(("fsync_dir", path))
         inside = {p for p in self.durable_files if os.path.dirname(p) == path}
@@ -290,11 +413,28 @@ class MemoryFileSystem:
                 self.durable_files[p] = inode
 
     def lock(self, path: str) -> MemoryLock:
+        lock = self.process_lock(path)
+        if not lock.try_acquire():
+            raise LockedError(os.path.dirname(os.path.normpath(path)))
+        return lock
+
+    def process_lock(self, path: str) -> MemoryLock:
+        return MemoryLock(self, os.path.normpath(path))
+
+    def open_reading(self, path: str) -> MemoryFile:
+        self.gate()
         path = os.path.normpath(path)
-        if path in self._locks:
-            raise LockedError(os.path.dirname(path))
-        self._locks.add(path)
-        return MemoryLock(self, path)
+        return MemoryFile(self, path, self._inode(path), writable=False)
+
+    def open_writing(self, path: str) -> MemoryFile:
+        return self.open(path)
+
+    def identity(self, path: str) -> tuple[int, ...] | None:
+        self.gate()
+        inode = self.files.get(os.path.normpath(path))
+        if inode is None:
+            return None
+        return id(inode), len(inode.data), hash(bytes(inode.data))
 
     def after_power_loss(self) -> MemoryFileSystem:
         """A new file system holding only what was durable: synced entries, synced bytes."""

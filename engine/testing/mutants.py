@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Final
+from typing import Final, overload
 
 import crc32c as crc32c_module
 
@@ -135,7 +135,13 @@ class MutantMapping:
         self._inner = inner
         self._interceptor = interceptor
 
-    def __getitem__(self, index: slice, /) -> bytes:
+    @overload
+    def __getitem__(self, index: int, /) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice, /) -> bytes: ...
+
+    def __getitem__(self, index: int | slice, /) -> int | bytes:
         return self._inner[index]
 
     def __setitem__(self, index: slice, value: bytes, /) -> None:

@@ -33,6 +33,7 @@ from engine.format import (
 from engine.fs import OSFileSystem
 from engine.segment import list_segments, segment_name
 from engine.shared import APPEND_FILE
+from engine.testing.mutants import MutantFileSystem
 
 SEGMENT_SIZE = 16 << 10
 _fork = multiprocessing.get_context("fork")
@@ -128,11 +129,13 @@ def test_an_exclusive_owner_and_shared_openers_exclude_each_other(tmp_path: Path
         Engine.open(tmp_path)
 
 
-def test_shared_refuses_readonly_and_a_simulated_file_system(tmp_path: Path) -> None:
+def test_shared_refuses_readonly_and_a_file_system_without_process_locks(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="exclude"):
         Engine.open(tmp_path, shared=True, readonly=True)
-    with pytest.raises(ValueError, match="fs="):
-        Engine.open(tmp_path, shared=True, fs=OSFileSystem())
+    plain = MutantFileSystem(OSFileSystem())  # a FileSystem without locks between processes
+    for option in ("shared", "readonly"):
+        with pytest.raises(ValueError, match="SharedFileSystem"):
+            Engine.open(tmp_path, fs=plain, **{option: True})
 
 
 def _die_in_append(path: str, store: Callable[[int, int], None]) -> None:

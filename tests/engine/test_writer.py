@@ -30,7 +30,7 @@ def test_appends_return_their_positions_and_roll_over_when_a_segment_is_full() -
     assert first == position(1, FILE_HEADER_SIZE)
     assert second == position(2, FILE_HEADER_SIZE)
     assert writer.segment_sizes() == {1: FILE_HEADER_SIZE + 60, 2: FILE_HEADER_SIZE + 60}
-    assert writer.maps[1][FILE_HEADER_SIZE:] == b"a" * 60
+    assert writer.maps[1][FILE_HEADER_SIZE : FILE_HEADER_SIZE + 60] == b"a" * 60
     writer.close()
 
 
