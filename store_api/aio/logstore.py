@@ -5,7 +5,8 @@ What runs where, and why:
 - **On the loop**: exact reads, ``options()`` and ``str()``. An exact read is
   an index lookup and a CRC check of a memory-mapped record, with no lock and
   no system call: a few microseconds, less than a hop to a thread costs.
-- **In the store's threads**: writes and deletes, whatever the sync mode.
+- **In the store's threads**: writes, ``write_many`` (one hop for all its
+  records) and deletes, whatever the sync mode.
   With ``sync="always"`` a write waits for its fsync; with any mode a write
   may roll the segment over (an fsync of the old one and a new file) or wait
   for the write lock while another writer does. Prefix/suffix reads and
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
@@ -170,6 +171,17 @@ class AsyncLogStore(AsyncStore):
             self._store.write, record, database=database, table=table, expiry=expiry, ttl=ttl
         )
         await self._off_loop(write)
+
+    async def write_many(
+        self, records: Iterable[Record], *, database: str = "", table: str = ""
+    ) -> int:
+        """``LogStore.write_many`` in one pool thread: one hop for many writes; how many.
+
+        ``records`` is read on the loop first (it may be a generator of loop state).
+        """
+        batch = builtins.list(records)
+        bulk = partial(self._store.write_many, batch, database=database, table=table)
+        return await self._off_loop(bulk)
 
     async def delete(self, key: str, *, database: str = "", table: str = "") -> None:
         """Remove ``key`` in a pool thread; a missing key is not an error."""

@@ -59,6 +59,10 @@ async def exercise(store: AsyncLogStore) -> None:
         assert len(await store.read("k1-", prefix=True)) == 40
         assert len(await store.read("-001", suffix=True)) == 8
         assert len(await store.list(prefix="k2")) == 40
+        many = (Record(f"many{i:02d}", b"%d" % i) for i in range(30))
+        assert await store.write_many(many, table="bulk") == 30
+        assert (await store.read("many07", table="bulk"))[0].value == b"7"
+        assert len(await store.list(table="bulk")) == 30
         await store.init(table="other")
         await store.write(Record("t", b"v"))
         await store.init(sync="periodic")  # a storage option: reopens the engine
