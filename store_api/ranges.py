@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Final
 
 from engine import Engine
 from engine.follower import Follower
@@ -19,6 +20,9 @@ from store_api import codec
 from store_api.keys import decode_key, encode_key, key_prefix, to_bytes
 from store_api.record import Record
 from store_api.suffix import SuffixIndex
+
+#: The longest remaining lifetime a ``timedelta`` can hold, in seconds.
+_LONGEST: Final = timedelta.max.total_seconds()
 
 
 def decode_record(key: str, data: bytes, now: float) -> Record | None:
@@ -28,7 +32,11 @@ def decode_record(key: str, data: bytes, now: float) -> Record | None:
         return Record(key, value, metadata)
     if expires_at <= now:
         return None
-    micros = round((expires_at - now) * 1_000_000)
+    remaining = expires_at - now
+    if remaining >= _LONGEST - 1:
+        # A lifetime past what a timedelta holds (a ttl of 1e300 s is accepted): the longest.
+        return Record(key, value, metadata, timedelta.max)
+    micros = round(remaining * 1_000_000)
     return Record(key, value, metadata, timedelta(microseconds=max(micros, 1)))
 
 

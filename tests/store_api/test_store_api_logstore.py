@@ -669,3 +669,13 @@ def test_checkpoint_opens_as_a_store_holding_the_writes_so_far(
     with LogStore(tmp_path / "copy") as copy:
         assert [r.key for r in copy.read("", prefix=True)] == ["ada", "grace"]
         assert copy.read("ada")[0].metadata == {"born": 1815}
+
+
+def test_a_lifetime_longer_than_a_timedelta_reads_back_as_the_longest(tmp_path: Path) -> None:
+    """A ttl of 1e300 s is a finite expiry and accepted; reading it must not overflow."""
+    with LogStore(tmp_path / "store", sync="none") as store:
+        store.write(Record("far", b"v"), ttl=1e300)
+        store.write(Record("near", b"v"), ttl=60)
+        assert store.read("far")[0].expiry == timedelta.max
+        assert timedelta(seconds=59) < store.read("near")[0].expiry <= timedelta(seconds=60)
+        assert [r.expiry for r in store.read("f", prefix=True)] == [timedelta.max]
