@@ -42,6 +42,7 @@ from engine.format import (
 from engine.fs import FileSystem, Lock, Mapping, OSFileSystem
 from engine.keyspace import BatchOp, Keyspace
 from engine.location import OFFSET_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK
+from engine.loghints import hint_log_at_close
 from engine.mapping import KeyMapping
 from engine.options import (
     DEFAULT_MAX_KEY_SIZE,
@@ -641,6 +642,7 @@ class Engine(KeyMapping):
             self._syncer.join()
         try:
             self._writer.close()
+            hint_log_at_close(self._writer.fs, self.path)
         finally:
             self._owner_lock.release()
             self._owner_lock = None

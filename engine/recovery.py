@@ -37,6 +37,7 @@ from engine.fs import FileSystem
 from engine.hints import Hint, read_hint
 from engine.index import KeyIndex
 from engine.location import REF_MASK, SEGMENT_SHIFT, SIZE_BITS, SIZE_MASK, pack_location
+from engine.loghints import log_hint_name, read_log_hint
 from engine.reader import (
     TORN_TAIL,
     UNUSED,
@@ -261,6 +262,23 @@ class _Replayer:
             if expires_at > self.now:
                 self.expiry[keys[i]] = expires_at
 
+    def apply_log_hint(self, segment_id: int, hint: Hint, unique: bool, in_order: bool) -> None:
+        """Apply a log segment from its hint (``engine.loghints``): its keys may repeat.
+
+        In order, its sequence numbers must follow the log's so far, as a scan
+        would check. Unique keys take ``apply_hint``; others go record by record.
+        """
+        if in_order and len(hint.seqs):
+            if hint.seqs[0] <= self.log_seq:
+                raise _LogOutOfOrder
+            self.log_seq = hint.seqs[-1]
+        self.in_log = False
+        if unique:
+            self.apply_hint(segment_id, hint)
+        else:
+            for record in hint.records():
+                self.apply(segment_id, record)
+
 
 def recover(
     fs: FileSystem,
@@ -321,10 +339,18 @@ def _recover(
     report = RecoveryReport(mode=mode, segments=len(ordered))
     sizes: dict[int, int] = {}
     for position, segment_id in enumerate(ordered):
-        newest = position == len(ordered) - 1 and bool(segment_ids) and not readonly
+        last = position == len(ordered) - 1
+        newest = last and bool(segment_ids) and not readonly
         hint = read_hint(fs, directory, segment_id) if position < len(compacted) else None
+        # A reader never trusts the newest segment's hint: the owner may be appending to it.
         if hint is not None:
             replay.apply_hint(segment_id, hint)
+        elif position >= len(compacted) and not (readonly and last):
+            logged = read_log_hint(fs, directory, segment_id)
+            if logged is not None:
+                replay.apply_log_hint(segment_id, *logged, in_order)
+                hint = logged[0]
+        if hint is not None:
             sizes[segment_id] = hint.segment_bytes
             if on_segment is not None:
                 on_segment(segment_id)
@@ -464,6 +490,9 @@ def _quarantine(fs: FileSystem, directory: str, segment_id: int, report: Recover
     name = segment_name(segment_id)
     target = name + ".quarantined"
     fs.replace(os.path.join(directory, name), os.path.join(directory, target))
+    hint = os.path.join(directory, log_hint_name(segment_id))
+    if fs.exists(hint):  # a later segment of this id must never meet it
+        fs.unlink(hint)
     fs.fsync_dir(directory)
     report.quarantined_segments.append(target)
     log.warning("%s: moved aside as %s after point-in-time recovery", name, target)

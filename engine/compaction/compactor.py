@@ -50,6 +50,7 @@ from engine.errors import DiskFullError, StorageError, is_disk_full
 from engine.format import FILE_HEADER_SIZE
 from engine.hints import MAX_SEGMENT_BYTES, hint_name
 from engine.keyspace import Keyspace
+from engine.loghints import log_hint_name
 from engine.manifest import (
     MANIFEST,
     CompactedSegment,
@@ -335,6 +336,7 @@ class Compactor:
             )
         dropped = [segment_name(i) for i in plan.inputs]
         dropped += [hint_name(i) for i in plan.inputs if i >= COMPACTED_BASE]
+        dropped += [log_hint_name(i) for i in plan.inputs if i < COMPACTED_BASE]
         manifest = Manifest(segments, rewrite.next_id - COMPACTED_BASE, tuple(dropped))
         try:
             commit_manifest(self.fs, self.directory, manifest)

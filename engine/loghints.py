@@ -1,0 +1,189 @@
+"""Hints for log segments: a store that is never compacted reopens without scanning its log.
+
+``Engine.close`` writes ``0000000003.shint`` beside each log segment
+``0000000003.seg`` that has no hint matching it: the entries of a compacted
+segment's hint (``engine.hints``), followed by a trailer::
+
+    hint bytes (kind HINT, own CRC) | fingerprint u32 | flags u32 | crc32c u32 of all before
+
+``fingerprint`` is the crc32c of the segment's last ``FINGERPRINT_BYTES`` bytes
+(its newest records, whose sequence numbers no other segment holds); flag
+``UNIQUE_KEYS`` says no key occurs twice. A hint is written only for a segment
+holding nothing but valid plain puts and deletes, back to back, with rising
+sequence numbers: a segment with batch records or any damage is scanned as
+before. It goes to a temporary name, is fsynced, renamed and the directory
+fsynced, so a crash leaves the old hint, the new one or none; a torn temporary
+is never read. Recovery trusts a hint only if it is whole, its CRCs hold and
+it describes exactly the segment's current length and final bytes; anything
+else and the segment is scanned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import struct
+from typing import Final
+
+from crc32c import crc32c
+
+from engine.errors import CorruptionError
+from engine.format import (
+    DELETE,
+    FILE_HEADER_SIZE,
+    HEADER_SIZE,
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    PUT,
+    RECORD_HEADER,
+)
+from engine.fs import FileSystem, write_all
+from engine.hints import Hint, HintBuilder, decode_hint
+from engine.segment import check_segment_header, list_segments, segment_name
+
+log = logging.getLogger("seglog.recovery")
+
+LOG_HINT_SUFFIX: Final = ".shint"
+_NAME: Final = re.compile(r"^(\d{10})\.shint$")
+_TEMP_SUFFIX: Final = ".tmp"
+_MARKS: Final = struct.Struct("<II")
+_CRC: Final = struct.Struct("<I")
+_TRAILER_SIZE: Final = _MARKS.size + _CRC.size
+#: How many of a segment's final bytes its hint's fingerprint covers.
+FINGERPRINT_BYTES: Final = 4096
+UNIQUE_KEYS: Final = 1
+
+
+def log_hint_name(segment_id: int) -> str:
+    """The hint file of log segment ``segment_id``."""
+    return f"{segment_id:010d}{LOG_HINT_SUFFIX}"
+
+
+def parse_log_hint_name(name: str) -> int | None:
+    """The id of the log segment that hint file ``name`` describes, or None."""
+    match = _NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def fingerprint(data: bytes | memoryview, size: int) -> int:
+    """The crc32c of the final ``FINGERPRINT_BYTES`` of the segment's first ``size`` bytes."""
+    return crc32c(data[max(0, size - FINGERPRINT_BYTES) : size])
+
+
+def build_log_hint(data: bytes) -> HintBuilder | None:
+    """The entries of segment bytes ``data``, or None unless it holds only sound plain records.
+
+    The checks are recovery's fast path's (``_Replayer.apply_plain_run``), so a
+    hint never describes a record that a scan would cut or skip.
+    """
+    unpack = RECORD_HEADER.unpack_from
+    builder = HintBuilder()
+    offset = builder.position
+    length = len(data)
+    last_seq = 0
+    while offset < length:
+        if length - offset < HEADER_SIZE:
+            return None
+        crc, rtype, seq, expires_at, klen, vlen = unpack(data, offset)
+        if (rtype != PUT and rtype != DELETE) or klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE:
+            return None
+        size = HEADER_SIZE + klen + vlen
+        end = offset + size
+        if end > length or crc != crc32c(data[offset + 4 : end]) or seq <= last_seq:
+            return None
+        if not expires_at >= 0.0 or expires_at == math.inf or klen == 0:
+            return None
+        key = data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen]
+        builder.add(key, seq, size, rtype, expires_at)
+        last_seq = seq
+        offset = end
+    return builder
+
+
+def encode_log_hint(builder: HintBuilder, data: bytes) -> bytes:
+    """The ``.shint`` file's bytes for segment bytes ``data`` that ``builder`` describes."""
+    flags = UNIQUE_KEYS if len(set(builder.keys)) == len(builder.keys) else 0
+    body = builder.encode() + _MARKS.pack(fingerprint(data, len(data)), flags)
+    return body + _CRC.pack(crc32c(body))
+
+
+def decode_log_hint(data: bytes, name: str) -> tuple[Hint, int, bool]:
+    """The hint, segment fingerprint and unique-keys flag of a ``.shint``; or CorruptionError."""
+    if len(data) < _TRAILER_SIZE:
+        raise CorruptionError(f"{name}: log hint is short ({len(data)} bytes)")
+    mark, flags = _MARKS.unpack_from(data, len(data) - _TRAILER_SIZE)
+    if _CRC.unpack_from(data, len(data) - _CRC.size)[0] != crc32c(memoryview(data)[:-4]):
+        raise CorruptionError(f"{name}: log hint CRC mismatch")
+    if flags & ~UNIQUE_KEYS:
+        raise CorruptionError(f"{name}: log hint has unknown flags {flags:#x}")
+    return decode_hint(data[:-_TRAILER_SIZE], name), mark, bool(flags & UNIQUE_KEYS)
+
+
+def read_log_hint(fs: FileSystem, directory: str, segment_id: int) -> tuple[Hint, bool] | None:
+    """The hint of log segment ``segment_id`` and its unique-keys flag, or None if untrusted.
+
+    None when missing (quietly: the store was not closed since the segment was
+    written) or when damaged or not matching the segment (logged); either way
+    the caller scans the segment.
+    """
+    name = log_hint_name(segment_id)
+    path = os.path.join(directory, name)
+    if not fs.exists(path):
+        return None
+    try:
+        hint, mark, unique = decode_log_hint(fs.read_file(path), name)
+        segment = fs.open(os.path.join(directory, segment_name(segment_id)))
+        try:
+            size = segment.size()
+            if size != hint.segment_bytes:
+                raise CorruptionError(f"{name}: describes {hint.segment_bytes} bytes, not {size}")
+            check_segment_header(segment.pread(FILE_HEADER_SIZE, 0), segment_name(segment_id))
+            tail = segment.pread(min(size, FINGERPRINT_BYTES), max(0, size - FINGERPRINT_BYTES))
+        finally:
+            segment.close()
+        if crc32c(tail) != mark:
+            raise CorruptionError(f"{name}: does not match the final bytes of its segment")
+    except (CorruptionError, OSError) as exc:
+        log.warning("%s: %s; scanning %s instead", name, exc, segment_name(segment_id))
+        return None
+    return hint, unique
+
+
+def write_log_hints(fs: FileSystem, directory: str, segment_ids: list[int]) -> int:
+    """Write a hint for each of ``segment_ids`` that has none matching it; return how many.
+
+    Called with the store's log segments once nothing more is appended (at
+    close). Each hint is written to a temporary name, fsynced and renamed; the
+    directory is fsynced once at the end.
+    """
+    written = 0
+    for segment_id in segment_ids:
+        if read_log_hint(fs, directory, segment_id) is not None:
+            continue
+        data = fs.read_file(os.path.join(directory, segment_name(segment_id)))
+        builder = build_log_hint(data)
+        if builder is None or not len(builder):
+            continue
+        path = os.path.join(directory, log_hint_name(segment_id))
+        handle = fs.open(path + _TEMP_SUFFIX, create=True)
+        try:
+            handle.truncate(0)
+            write_all(handle, encode_log_hint(builder, data))
+            handle.fsync()
+        finally:
+            handle.close()
+        fs.replace(path + _TEMP_SUFFIX, path)
+        written += 1
+    if written:
+        fs.fsync_dir(directory)
+    return written
+
+
+def hint_log_at_close(fs: FileSystem, directory: str) -> None:
+    """Hint the closed store's log segments; a failure only costs the next open a scan."""
+    try:
+        write_log_hints(fs, directory, list_segments(fs, directory))
+    except OSError as exc:
+        log.warning("%s: log hints not written (%s); the next open scans the log", directory, exc)
