@@ -1,4 +1,4 @@
-"""Checking a compacted segment's hint file against the records actually in the segment."""
+"""Checking a segment's hint file (compacted or log) against the records actually in the segment."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from engine.errors import CorruptionError
 from engine.format import DELETE, NO_EXPIRY, PUT, RecordType
 from engine.hints import Hint, decode_hint, hint_name
+from engine.loghints import decode_log_hint, log_hint_name
 from engine.reader import ScannedRecord
-from engine.segment import segment_name
+from engine.segment import COMPACTED_BASE, segment_name
 from seglog_cli.commands._common import show_bytes
 from seglog_cli.commands._walk import Damage, read_file
 
@@ -29,10 +30,15 @@ class HintCheck:
     """
 
     def __init__(self, directory: str, segment_id: int, segment_size: int) -> None:
-        self.name = hint_name(segment_id)
+        #: A log segment's hint (``engine.loghints``) is optional: a store that was
+        #: not closed has none, and appends after it make it stale (ignored on open).
+        self.optional = segment_id < COMPACTED_BASE
+        self.name = log_hint_name(segment_id) if self.optional else hint_name(segment_id)
         self.segment = segment_name(segment_id)
         self.problems: list[Damage] = []
         self.hint: Hint | None = None
+        #: A note for a log hint that no longer matches its segment's length.
+        self.stale: str | None = None
         self.size = 0
         self.keys: list[bytes] = []
         self.seqs: list[int] = []
@@ -41,14 +47,25 @@ class HintCheck:
         #: Entry number -> (type, expiry) of every record but a plain non-expiring put.
         self.special: dict[int, tuple[int, float]] = {}
         if not os.path.exists(os.path.join(directory, self.name)):
-            self._problem("missing-hint", f"{self.segment} has no hint")
+            if not self.optional:
+                self._problem("missing-hint", f"{self.segment} has no hint")
             return
         data = read_file(directory, self.name)
         self.size = len(data)
         try:
-            hint = decode_hint(data, self.name)
+            hint = (
+                decode_log_hint(data, self.name)[0]
+                if self.optional
+                else decode_hint(data, self.name)
+            )
         except CorruptionError as exc:
             self._problem("bad-hint", str(exc))
+            return
+        if self.optional and hint.segment_bytes != segment_size:
+            self.stale = (
+                f"{self.name}: describes {hint.segment_bytes} bytes of {self.segment}, which "
+                f"holds {segment_size}: stale, so opening scans the segment; close renews it"
+            )
             return
         if hint.segment_bytes != segment_size:
             self._problem(

@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from engine.checkpoint import MARKER
 from engine.errors import CorruptionError
 from engine.hints import decode_hint, hint_name, parse_hint_name
+from engine.loghints import LOG_HINT_SUFFIX, parse_log_hint_name
 from engine.manifest import MANIFEST, MANIFEST_TMP, Manifest, decode_manifest
 from engine.segment import LOCK_FILE, parse_compacted_name, parse_segment_name, segment_name
 from seglog_cli.commands._walk import Damage, read_file
 
 #: Notes on files that hold no live data, by what opening the store does with them.
 _LEFTOVER = "left by a compaction that never committed; opening deletes it"
+_ORPHAN_HINT = "a log hint whose segment is gone; never read"
+_TORN_HINT = "a log hint a crash left half written; never read, replaced at the next close"
 _DROPPED = "an input that the last compaction replaced; opening deletes it"
 _INCOMPLETE = "a checkpoint or restore that never finished: files may be missing; opening refuses"
 
@@ -85,6 +88,11 @@ def read_layout(directory: str) -> Layout:
             layout.notes.append(f"{name}: {_LEFTOVER}")
         elif name == MARKER:
             layout.problems.append(Damage(name, 0, 0, "incomplete-checkpoint", _INCOMPLETE))
+        elif (logged := parse_log_hint_name(name)) is not None:
+            if segment_name(logged) not in present:
+                layout.notes.append(f"{name}: {_ORPHAN_HINT}")
+        elif name.endswith(LOG_HINT_SUFFIX + ".tmp"):
+            layout.notes.append(f"{name}: {_TORN_HINT}")
         elif name.endswith(".quarantined"):
             layout.notes.append(f"{name}: moved aside by point-in-time recovery; not read")
         elif name not in (LOCK_FILE, MANIFEST):

@@ -143,13 +143,10 @@ def verify(
         name = segment_name(segment_id)
         data = read_file(directory, name)
         walk = SegmentWalk(name, data, newest=segment_id == newest)
-        hint = (
-            HintCheck(directory, segment_id, len(data)) if segment_id in layout.compacted else None
-        )
+        hint = HintCheck(directory, segment_id, len(data))
         tick = PROGRESS_STEP
         for record in walk:
-            if hint is not None:
-                hint.check(record)
+            hint.check(record)
             if advance is not None and record[0] >= tick:
                 advance(done + record[0])
                 tick = record[0] + PROGRESS_STEP
@@ -157,8 +154,9 @@ def verify(
         if advance is not None:
             advance(done)
         report.problems.extend(walk.damage)
-        if hint is not None:
-            report.problems.extend(hint.finish(segment_damaged=bool(walk.damage)))
+        report.problems.extend(hint.finish(segment_damaged=bool(walk.damage)))
+        if hint.stale is not None:
+            report.notes.append(hint.stale)
         report.segments.append(
             SegmentCheck(name, len(data), walk.records, walk.unused, bool(walk.damage))
         )
