@@ -239,7 +239,7 @@ class _Replayer:
         Keys met for the first time need no sequence comparison, so the index
         takes them in one C-speed update and only the hint's deletes and
         expiring puts get a Python step each. A hint whose keys overlap what
-        was replayed before goes record by record.
+        was replayed before, or repeat within it, goes record by record.
         """
         keys = hint.keys
         if (self.seqs and not self.seqs.keys().isdisjoint(keys)) or (
@@ -248,11 +248,20 @@ class _Replayer:
             for record in hint.records():
                 self.apply(segment_id, record)
             return
+        locations = list(map((segment_id << SEGMENT_SHIFT).__or__, hint.refs))
+        before = len(self.locations)
+        self.locations.update(zip(keys, locations, strict=True))
+        if len(self.locations) != before + len(keys):
+            # A key repeats within the hint (a log segment's overwrites): the keys were
+            # all new here, so removing them restores the index; then go record by record.
+            for key in keys:
+                self.locations.pop(key, None)
+            for record in hint.records():
+                self.apply(segment_id, record)
+            return
         self.records += len(keys)
         self.max_seq = max(self.max_seq, max(hint.seqs, default=0))
         self.hinted[segment_id] = hint
-        locations = list(map((segment_id << SEGMENT_SHIFT).__or__, hint.refs))
-        self.locations.update(zip(keys, locations, strict=True))
         gone = [i for i, expires_at in hint.expiring.items() if expires_at <= self.now]
         for i in itertools.chain(hint.deletes, gone):
             self.locations.pop(keys[i], None)
@@ -262,22 +271,18 @@ class _Replayer:
             if expires_at > self.now:
                 self.expiry[keys[i]] = expires_at
 
-    def apply_log_hint(self, segment_id: int, hint: Hint, unique: bool, in_order: bool) -> None:
-        """Apply a log segment from its hint (``engine.loghints``): its keys may repeat.
+    def apply_log_hint(self, segment_id: int, hint: Hint, in_order: bool) -> None:
+        """Apply a log segment from its hint (``engine.loghints``).
 
         In order, its sequence numbers must follow the log's so far, as a scan
-        would check. Unique keys take ``apply_hint``; others go record by record.
+        would check; then ``apply_hint`` (in bulk, or record by record).
         """
         if in_order and len(hint.seqs):
             if hint.seqs[0] <= self.log_seq:
                 raise _LogOutOfOrder
             self.log_seq = hint.seqs[-1]
         self.in_log = False
-        if unique:
-            self.apply_hint(segment_id, hint)
-        else:
-            for record in hint.records():
-                self.apply(segment_id, record)
+        self.apply_hint(segment_id, hint)
 
 
 def recover(
@@ -346,10 +351,9 @@ def _recover(
         if hint is not None:
             replay.apply_hint(segment_id, hint)
         elif position >= len(compacted) and not (readonly and last):
-            logged = read_log_hint(fs, directory, segment_id)
-            if logged is not None:
-                replay.apply_log_hint(segment_id, *logged, in_order)
-                hint = logged[0]
+            hint = read_log_hint(fs, directory, segment_id)
+            if hint is not None:
+                replay.apply_log_hint(segment_id, hint, in_order)
         if hint is not None:
             sizes[segment_id] = hint.segment_bytes
             if on_segment is not None:

@@ -7,9 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from crc32c import crc32c
 
 import engine.recovery
 from engine import CorruptionError, Engine
+from engine.format import FILE_HEADER_SIZE
 from engine.loghints import build_log_hint, decode_log_hint, log_hint_name
 from engine.recovery import replay_segment
 
@@ -71,16 +73,19 @@ def test_close_hints_every_log_segment_and_reopen_uses_them(
 
 
 def test_a_damaged_segment_is_scanned_not_served_from_its_hint(tmp_path: Path) -> None:
-    """The fingerprint covers the segment's final bytes (here all of it): a change there
-    makes the hint untrusted, and the scan finds the damage."""
+    """A hint covers every byte of its segment: damage anywhere is found as without hints."""
     store = tmp_path / "store"
     fill(store, [(b"k%05d" % i, b"v" * 60) for i in range(400)])
     first = sorted(store.glob("*.seg"))[0]
-    data = bytearray(first.read_bytes())
-    data[-1] ^= 0xFF
-    first.write_bytes(bytes(data))
-    with pytest.raises(CorruptionError, match="damaged record"):
-        contents(store)
+    pristine = first.read_bytes()
+    for at in (FILE_HEADER_SIZE + 40, len(pristine) // 2, len(pristine) - 1):
+        data = bytearray(pristine)
+        data[at] ^= 0xFF
+        first.write_bytes(bytes(data))
+        with pytest.raises(CorruptionError, match="damaged record"):
+            contents(store)
+    first.write_bytes(pristine)
+    assert len(hints(store)) == len(list(store.glob("*.seg")))
 
 
 def test_overwrites_and_deletes_within_and_across_segments(tmp_path: Path) -> None:
@@ -110,7 +115,7 @@ def test_a_stale_hint_of_the_same_size_is_not_trusted(
     shutil.copy(one / log_hint_name(1), two / log_hint_name(1))
     with caplog.at_level(logging.WARNING):
         assert contents(two) == model
-    assert "does not match the final bytes" in caplog.text
+    assert "bytes changed since it was written" in caplog.text
 
 
 def test_torn_or_damaged_hint_is_never_trusted(tmp_path: Path) -> None:
@@ -163,5 +168,5 @@ def test_build_refuses_anything_but_sound_plain_records(tmp_path: Path) -> None:
     damaged = bytearray(data)
     damaged[len(data) // 2] ^= 1
     assert build_log_hint(bytes(damaged)) is None
-    hint, _, unique = decode_log_hint((store / log_hint_name(1)).read_bytes(), "x")
-    assert unique and len(hint.keys) == 10
+    hint, crc = decode_log_hint((store / log_hint_name(1)).read_bytes(), "x")
+    assert len(hint.keys) == 10 and crc == crc32c(data)
