@@ -4,12 +4,12 @@
 ``0000000003.seg`` that has no hint matching it: the entries of a compacted
 segment's hint (``engine.hints``), followed by a trailer::
 
-    hint bytes (kind HINT, own CRC) | segment crc u32 | flags u32 | crc32c u32 of all before
+    hint bytes (kind HINT, own CRC) | segment bytes u64 | segment crc u32 | flags u32
+    | crc32c u32 of all before
 
 ``segment crc`` is the crc32c of every byte of the segment; ``flags`` is 0
-(reserved). A hint is written only for a segment
-holding nothing but valid plain puts and deletes, back to back, with rising
-sequence numbers: a segment with batch records or any damage is scanned as
+(reserved). A hint is written only for a segment holding nothing but valid
+plain puts and deletes, back to back, with rising sequence numbers: a segment with batch records or any damage is scanned as
 before. It goes to a temporary name, is fsynced, renamed and the directory
 fsynced, so a crash leaves the old hint, the new one or none; a torn temporary
 is never read. Recovery trusts a hint only if it is whole, its CRCs hold and
@@ -35,11 +35,13 @@ from engine.format import (
     HEADER_SIZE,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    NO_EXPIRY,
     PUT,
     RECORD_HEADER,
 )
 from engine.fs import FileSystem, write_all
 from engine.hints import Hint, HintBuilder, decode_hint
+from engine.location import SIZE_BITS
 from engine.segment import list_segments, segment_name
 
 log = logging.getLogger("seglog.recovery")
@@ -47,7 +49,7 @@ log = logging.getLogger("seglog.recovery")
 LOG_HINT_SUFFIX: Final = ".shint"
 _NAME: Final = re.compile(r"^(\d{10})\.shint$")
 _TEMP_SUFFIX: Final = ".tmp"
-_MARKS: Final = struct.Struct("<II")
+_MARKS: Final = struct.Struct("<QII")
 _CRC: Final = struct.Struct("<I")
 _TRAILER_SIZE: Final = _MARKS.size + _CRC.size
 _CHUNK: Final = 1 << 20
@@ -81,10 +83,12 @@ def build_log_hint(data: bytes) -> HintBuilder | None:
     """The entries of segment bytes ``data``, or None unless it holds only sound plain records.
 
     The checks are recovery's fast path's (``_Replayer.apply_plain_run``), so a
-    hint never describes a record that a scan would cut or skip.
+    hint never describes a record that a scan would cut or skip. The builder's
+    columns are filled inline: this loop is close's cost, one step per record.
     """
     unpack = RECORD_HEADER.unpack_from
     builder = HintBuilder()
+    keys, seqs, refs = builder.keys, builder.seqs, builder.refs
     offset = builder.position
     length = len(data)
     last_seq = 0
@@ -98,31 +102,57 @@ def build_log_hint(data: bytes) -> HintBuilder | None:
         end = offset + size
         if end > length or crc != crc32c(data[offset + 4 : end]) or seq <= last_seq:
             return None
-        if not expires_at >= 0.0 or expires_at == math.inf or klen == 0:
-            return None
-        key = data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen]
-        builder.add(key, seq, size, rtype, expires_at)
+        if expires_at != NO_EXPIRY or rtype == DELETE or klen == 0:
+            if not expires_at >= 0.0 or expires_at == math.inf or klen == 0:
+                return None
+            if rtype == DELETE:
+                builder.deletes.append(len(keys))
+            else:
+                builder.expiring[len(keys)] = expires_at
+        keys.append(data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen])
+        seqs.append(seq)
+        refs.append(offset << SIZE_BITS | size)
         last_seq = seq
         offset = end
+    builder.position = offset
     return builder
 
 
 def encode_log_hint(builder: HintBuilder, data: bytes) -> bytes:
     """The ``.shint`` file's bytes for segment bytes ``data``, which ``builder`` describes."""
-    body = builder.encode() + _MARKS.pack(crc32c(data), 0)
+    body = builder.encode() + _MARKS.pack(len(data), crc32c(data), 0)
     return body + _CRC.pack(crc32c(body))
+
+
+def _check_trailer(data: bytes, name: str) -> tuple[int, int]:
+    """The segment size and CRC a ``.shint`` records, once its own CRC holds."""
+    if len(data) < _TRAILER_SIZE:
+        raise CorruptionError(f"{name}: log hint is short ({len(data)} bytes)")
+    if _CRC.unpack_from(data, len(data) - _CRC.size)[0] != crc32c(memoryview(data)[:-4]):
+        raise CorruptionError(f"{name}: log hint CRC mismatch")
+    size, segment_crc, flags = _MARKS.unpack_from(data, len(data) - _TRAILER_SIZE)
+    if flags:
+        raise CorruptionError(f"{name}: log hint has unknown flags {flags:#x}")
+    return size, segment_crc
 
 
 def decode_log_hint(data: bytes, name: str) -> tuple[Hint, int]:
     """The hint and segment CRC of a ``.shint`` file; CorruptionError if it is damaged."""
-    if len(data) < _TRAILER_SIZE:
-        raise CorruptionError(f"{name}: log hint is short ({len(data)} bytes)")
-    segment_crc, flags = _MARKS.unpack_from(data, len(data) - _TRAILER_SIZE)
-    if _CRC.unpack_from(data, len(data) - _CRC.size)[0] != crc32c(memoryview(data)[:-4]):
-        raise CorruptionError(f"{name}: log hint CRC mismatch")
-    if flags:
-        raise CorruptionError(f"{name}: log hint has unknown flags {flags:#x}")
-    return decode_hint(data[:-_TRAILER_SIZE], name), segment_crc
+    size, segment_crc = _check_trailer(data, name)
+    hint = decode_hint(data[:-_TRAILER_SIZE], name)
+    if hint.segment_bytes != size:
+        raise CorruptionError(f"{name}: log hint sizes disagree")
+    return hint, segment_crc
+
+
+def _check_segment(fs: FileSystem, directory: str, segment_id: int, size: int, crc: int) -> None:
+    """Raise CorruptionError unless the segment holds ``size`` bytes whose CRC32C is ``crc``."""
+    name = log_hint_name(segment_id)
+    found, length = _segment_crc(fs, os.path.join(directory, segment_name(segment_id)))
+    if length != size:
+        raise CorruptionError(f"{name}: describes {size} bytes, not {length}")
+    if found != crc:
+        raise CorruptionError(f"{name}: its segment's bytes changed since it was written")
 
 
 def read_log_hint(fs: FileSystem, directory: str, segment_id: int) -> Hint | None:
@@ -138,15 +168,24 @@ def read_log_hint(fs: FileSystem, directory: str, segment_id: int) -> Hint | Non
         return None
     try:
         hint, segment_crc = decode_log_hint(fs.read_file(path), name)
-        crc, size = _segment_crc(fs, os.path.join(directory, segment_name(segment_id)))
-        if size != hint.segment_bytes:
-            raise CorruptionError(f"{name}: describes {hint.segment_bytes} bytes, not {size}")
-        if crc != segment_crc:
-            raise CorruptionError(f"{name}: its segment's bytes changed since it was written")
+        _check_segment(fs, directory, segment_id, hint.segment_bytes, segment_crc)
     except (CorruptionError, OSError) as exc:
         log.warning("%s: %s; scanning %s instead", name, exc, segment_name(segment_id))
         return None
     return hint
+
+
+def _hinted(fs: FileSystem, directory: str, segment_id: int) -> bool:
+    """Whether the segment has a hint matching it, checked without decoding its entries."""
+    path = os.path.join(directory, log_hint_name(segment_id))
+    if not fs.exists(path):
+        return False
+    try:
+        size, crc = _check_trailer(fs.read_file(path), log_hint_name(segment_id))
+        _check_segment(fs, directory, segment_id, size, crc)
+    except CorruptionError:
+        return False
+    return True
 
 
 def write_log_hints(fs: FileSystem, directory: str, segment_ids: list[int]) -> int:
@@ -158,7 +197,7 @@ def write_log_hints(fs: FileSystem, directory: str, segment_ids: list[int]) -> i
     """
     written = 0
     for segment_id in segment_ids:
-        if read_log_hint(fs, directory, segment_id) is not None:
+        if _hinted(fs, directory, segment_id):
             continue
         data = fs.read_file(os.path.join(directory, segment_name(segment_id)))
         builder = build_log_hint(data)

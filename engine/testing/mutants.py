@@ -325,6 +325,14 @@ EQUIVALENT: Final = {
         "a hint is checked against its CRC and its segment on every open; a hint a power "
         "cut tore or lost is ignored and its segment scanned instead (by design)"
     ),
+    "drop fsync in engine.loghints.write_log_hints": (
+        "a log hint is checked against its CRC and every byte of its segment on every "
+        "open; one a power cut tore or lost is ignored and its segment scanned (by design)"
+    ),
+    "drop fsync_dir in engine.loghints.write_log_hints": (
+        "a log hint whose rename a power cut undoes is missing or the older one, which "
+        "matches its segment exactly or is ignored; either way the segment's records are read"
+    ),
     "drop fsync_dir in engine.compaction.compactor.Compactor._retire": (
         "inputs whose deletion a power cut undoes are listed as dropped in the committed "
         "manifest, and the next open deletes them again; a later commit's directory fsync "
