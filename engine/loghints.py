@@ -9,13 +9,14 @@ segment's hint (``engine.hints``), followed by a trailer::
 
 ``segment crc`` is the crc32c of every byte of the segment; ``flags`` is 0
 (reserved). A hint is written only for a segment holding nothing but valid
-plain puts and deletes, back to back, with rising sequence numbers: a segment with batch records or any damage is scanned as
-before. It goes to a temporary name, is fsynced, renamed and the directory
-fsynced, so a crash leaves the old hint, the new one or none; a torn temporary
-is never read. Recovery trusts a hint only if it is whole, its CRCs hold and
-the segment's length and CRC are what it was built from (reading and
-checking the segment costs a few milliseconds per 64 MiB at C speed), so a
-stale hint or a segment damaged since is scanned as without hints.
+plain puts and deletes, back to back, with rising sequence numbers: a segment
+with batch records or any damage is scanned as before. It goes to a temporary
+name, is fsynced, renamed and the directory fsynced, so a crash leaves the old
+hint, the new one or none; a torn temporary is never read. Recovery trusts a
+hint only if it is whole, its CRCs hold and the segment's length and CRC are
+what it was built from (checking the segment's CRC costs a few milliseconds per
+64 MiB at C speed), so a stale hint or a segment damaged since is scanned as
+without hints.
 """
 
 from __future__ import annotations
