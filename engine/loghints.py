@@ -171,7 +171,8 @@ def read_log_hint(fs: FileSystem, directory: str, segment_id: int) -> Hint | Non
         hint, segment_crc = decode_log_hint(fs.read_file(path), name)
         _check_segment(fs, directory, segment_id, hint.segment_bytes, segment_crc)
     except (CorruptionError, OSError) as exc:
-        log.warning("%s: %s; scanning %s instead", name, exc, segment_name(segment_id))
+        # A stale hint is normal after a crash, and a scan reports any damage itself.
+        log.info("%s; scanning %s instead", exc, segment_name(segment_id))
         return None
     return hint
 
