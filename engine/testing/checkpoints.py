@@ -175,6 +175,8 @@ class CheckpointProbe:
         writer = db._writer
         if writer.lock.locked() or writer.sync_lock.locked() or writer.syncing:
             return  # inside a write, a rollover or an fsync: the checkpoint waits for those
+        if writer.active is None:
+            return  # closing (writing log hints): a checkpoint would be refused as closed
         if db._compactor._replacing.locked():
             self.figures.skipped_locked += 1
             return
