@@ -123,6 +123,7 @@ class Engine(KeyMapping):
         self._locations = self._keyspace.locations
         self._expiry_times = self._keyspace.times
         self._index_put = self._keyspace.put
+        self._index_delete = self._keyspace.delete
 
     # ------------------------------------------------------------------ opening
 
@@ -300,18 +301,27 @@ class Engine(KeyMapping):
             self._writer.make_durable(durable)
 
     def delete(self, key: bytes) -> None:
-        """Remove ``key``; removing a missing key is not an error and writes nothing."""
-        key = self._checks.key(key)
+        """Remove ``key``; removing a missing key is not an error and writes nothing.
+
+        Framed inline with local names like ``put``: it was 25 Python calls a
+        delete (DESIGN-NOTES, "Deletes").
+        """
+        if type(key) is not bytes or not key or len(key) > self._max_key_size:
+            key = self._checks.key(key)
         writer = self._writer
-        with writer.lock:
+        self._acquire()
+        try:
             if writer.error is not None:
                 raise writer.error
-            if key not in self._keyspace:
+            if key not in self._locations:
                 return
-            self._seq += 1
-            record = encode_record(DELETE, self._seq, NO_EXPIRY, key)
-            self._keyspace.delete(key, writer.append(record) << SIZE_BITS | len(record))
+            seq = self._seq = self._seq + 1
+            body = _pack_body(DELETE, seq, NO_EXPIRY, len(key), 0) + key
+            record = _pack_crc(crc32c(body)) + body
+            self._index_delete(key, self._append(record) << SIZE_BITS | len(record))
             durable = writer.pos if self._always else 0
+        finally:
+            self._release()
         if durable:
             writer.make_durable(durable)
 
