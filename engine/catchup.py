@@ -22,12 +22,13 @@ from engine.format import (
     BATCH_DELETE,
     BATCH_PUT,
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
+    LAYOUTS,
+    MAX_HEADER_SIZE,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    MIN_HEADER_SIZE,
     NO_EXPIRY,
     PUT,
-    RECORD_HEADER,
 )
 from engine.fs import FileHandle, Mapping, SharedFileSystem
 from engine.keyspace import Keyspace
@@ -78,20 +79,21 @@ def scan_units(data: bytes) -> tuple[int, list[ScannedRecord], int]:
         batch = []
         consumed = offset
     need = 0
-    if len(data) - offset >= HEADER_SIZE:
-        _crc, rtype, _seq, _expires, klen, vlen = RECORD_HEADER.unpack_from(data, offset)
-        size = HEADER_SIZE + klen + vlen
-        if rtype and klen <= MAX_KEY_SIZE and vlen <= MAX_VALUE_SIZE and offset + size > len(data):
+    layout = LAYOUTS[data[offset + 4]] if len(data) - offset > 4 else None
+    if layout is not None and len(data) - offset >= layout[1]:
+        _crc, _tag, _seq, klen, vlen = layout[0](data, offset)
+        size = layout[1] + klen + vlen
+        if klen <= MAX_KEY_SIZE and vlen <= MAX_VALUE_SIZE and offset + size > len(data):
             need = offset + size
     elif batch or data[offset:].strip(b"\0"):
-        need = len(data) + HEADER_SIZE
+        need = len(data) + MAX_HEADER_SIZE
     return consumed, records, need
 
 
 class Tail:
     """The active segment a reader follows: its file, mapping, and what it has applied."""
 
-    __slots__ = ("file", "known_end", "map", "next_path", "peek", "segment_id", "size")
+    __slots__ = ("file", "known_end", "map", "next_path", "peek", "segment_id", "size", "version")
 
     def __init__(self, directory: str, segment_id: int, file: FileHandle) -> None:
         self.segment_id = segment_id
@@ -105,6 +107,8 @@ class Tail:
         self.map: Mapping | bytes = b""
         #: Where the next record's type byte is, if it may be read through ``map``; else -1.
         self.peek = -1
+        #: The segment's format version, once its header was read.
+        self.version = 0
 
 
 class View:
@@ -253,7 +257,7 @@ class View:
         """Whether the followed segment's header is whole (a new one may be in creation)."""
         head = tail.file.pread(FILE_HEADER_SIZE, 0)
         try:
-            check_segment_header(head, segment_name(tail.segment_id))
+            tail.version = check_segment_header(head, segment_name(tail.segment_id))
         except CorruptionError:
             return False
         tail.known_end = FILE_HEADER_SIZE
@@ -261,10 +265,10 @@ class View:
 
     def _apply_tail(self, tail: Tail, size: int, lock: threading.Lock, now: float) -> None:
         want = FIRST_READ
-        while size - tail.known_end >= HEADER_SIZE:
+        while size - tail.known_end >= MIN_HEADER_SIZE:
             start = tail.known_end
             data = tail.file.pread(min(want, size - start), start)
-            if len(data) < HEADER_SIZE or not data[4]:
+            if len(data) < MIN_HEADER_SIZE or not data[4]:
                 return  # zeros: nothing more was written
             consumed, records, need = scan_units(data)
             # A new owner may have cut a half-written batch and written new records over

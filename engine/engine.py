@@ -31,13 +31,18 @@ from engine.format import (
     BATCH_PUT,
     DELETE,
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
+    KEY_AT,
     NO_EXPIRY,
     PUT,
+    SHORT,
+    SHORT_LIMIT,
+    SHORT_SEQ_LIMIT,
+    VERSION,
     decode_value,
     encode_record,
-    pack_body,
     pack_crc,
+    pack_head,
+    pack_short,
 )
 from engine.fs import FileSystem, Lock, Mapping, OSFileSystem
 from engine.keyspace import BatchOp, Keyspace
@@ -58,8 +63,12 @@ from engine.writer import SegmentWriter
 
 log = logging.getLogger("seglog.engine")
 
-_pack_body: Final = pack_body
 _pack_crc: Final = pack_crc
+_KEY_AT: Final = KEY_AT
+_pack_head: Final = pack_head
+_pack_short: Final = pack_short
+_SHORT_PUT: Final = PUT | SHORT
+_SHORT_DELETE: Final = DELETE | SHORT
 
 
 class Internals(NamedTuple):
@@ -242,7 +251,11 @@ class Engine(KeyMapping):
         logs = [i for i in ids if i < COMPACTED_BASE]
         newest = logs[-1] if logs else 0
         newest_size = state.segment_sizes.get(newest, 0)
-        if logs and FILE_HEADER_SIZE <= newest_size < self._options.segment_size:
+        if (
+            logs
+            and FILE_HEADER_SIZE <= newest_size < self._options.segment_size
+            and writer.version(newest) == VERSION  # an older seglog's segment is left sealed
+        ):
             writer.resume(newest)
         else:
             writer.start(newest + 1 if newest_size >= FILE_HEADER_SIZE else max(newest, 1))
@@ -287,7 +300,15 @@ class Engine(KeyMapping):
         self._acquire()
         try:
             seq = self._seq = self._seq + 1
-            body = _pack_body(PUT, seq, expires, len(key), len(value)) + key + value
+            if (
+                expires == NO_EXPIRY
+                and len(value) < SHORT_LIMIT
+                and len(key) < SHORT_LIMIT
+                and seq < SHORT_SEQ_LIMIT
+            ):
+                body = _pack_short(_SHORT_PUT, seq, len(key), len(value)) + key + value
+            else:
+                body = _pack_head(PUT, seq, expires, len(key), len(value)) + key + value
             record = _pack_crc(crc32c(body)) + body
             location = self._append(record) << SIZE_BITS | len(record)
             if expires == NO_EXPIRY:
@@ -316,7 +337,10 @@ class Engine(KeyMapping):
             if key not in self._locations:
                 return
             seq = self._seq = self._seq + 1
-            body = _pack_body(DELETE, seq, NO_EXPIRY, len(key), 0) + key
+            if len(key) < SHORT_LIMIT and seq < SHORT_SEQ_LIMIT:
+                body = _pack_short(_SHORT_DELETE, seq, len(key), 0) + key
+            else:
+                body = _pack_head(DELETE, seq, NO_EXPIRY, len(key), 0) + key
             record = _pack_crc(crc32c(body)) + body
             self._index_delete(key, self._append(record) << SIZE_BITS | len(record))
             durable = writer.pos if self._always else 0
@@ -347,9 +371,9 @@ class Engine(KeyMapping):
             for key, value, expires in ops:
                 seq += 1
                 if value is None:
-                    body = _pack_body(BATCH_DELETE, seq, NO_EXPIRY, len(key), 0) + key
+                    body = _pack_head(BATCH_DELETE, seq, NO_EXPIRY, len(key), 0) + key
                 else:
-                    body = _pack_body(BATCH_PUT, seq, expires, len(key), len(value)) + key + value
+                    body = _pack_head(BATCH_PUT, seq, expires, len(key), len(value)) + key + value
                 append(_pack_crc(crc32c(body)) + body)
             self._seq = seq + 1
             count = BATCH_COUNT.pack(len(ops))
@@ -400,10 +424,13 @@ class Engine(KeyMapping):
                 # Compaction moved the record and retired its segment meanwhile: look again.
                 return self.get(key)
             raise self._unreadable(segment_id, offset, exc) from exc
-        end = HEADER_SIZE + len(key)
-        if _pack_crc(crc32c(data[4:])) != data[:4] or data[HEADER_SIZE:end] != key:
-            return self._decode(data, key, segment_id, offset)
-        return data[end:]
+        # The key starts after the header, whose size the tag gives (format version 2).
+        if _pack_crc(crc32c(data[4:])) == data[:4] and len(data) > 4:
+            start = _KEY_AT[data[4]]
+            end = start + len(key)
+            if data[start:end] == key:
+                return data[end:]
+        return self._decode(data, key, segment_id, offset)
 
     def get_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
         """``(value, expires_at)`` for ``key``; ``expires_at`` is None if it never expires."""
@@ -522,11 +549,13 @@ class Engine(KeyMapping):
             segment_id = location >> SEGMENT_SHIFT
             offset = (location >> SIZE_BITS) & OFFSET_MASK
             data = maps[segment_id][offset : offset + (location & SIZE_MASK)]
-            end = HEADER_SIZE + len(key)
-            if _pack_crc(crc32c(data[4:])) == data[:4] and data[HEADER_SIZE:end] == key:
-                yield key, data[end:]
-            else:
-                yield key, self._decode(data, key, segment_id, offset)
+            if _pack_crc(crc32c(data[4:])) == data[:4] and len(data) > 4:
+                start = _KEY_AT[data[4]]
+                end = start + len(key)
+                if data[start:end] == key:
+                    yield key, data[end:]
+                    continue
+            yield key, self._decode(data, key, segment_id, offset)
 
     # ------------------------------------------------------------ housekeeping
 

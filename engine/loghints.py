@@ -33,12 +33,14 @@ from crc32c import crc32c
 from engine.errors import CorruptionError
 from engine.format import (
     DELETE,
-    HEADER_SIZE,
+    LAYOUTS,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    MIN_HEADER_SIZE,
     NO_EXPIRY,
     PUT,
-    RECORD_HEADER,
+    TYPE_MASK,
+    unpack_expiry,
 )
 from engine.fs import FileSystem, write_all
 from engine.hints import Hint, HintBuilder, decode_hint
@@ -87,22 +89,28 @@ def build_log_hint(data: bytes) -> HintBuilder | None:
     hint never describes a record that a scan would cut or skip. The builder's
     columns are filled inline: this loop is close's cost, one step per record.
     """
-    unpack = RECORD_HEADER.unpack_from
+    layouts = LAYOUTS
     builder = HintBuilder()
     keys, seqs, refs = builder.keys, builder.seqs, builder.refs
     offset = builder.position
     length = len(data)
     last_seq = 0
     while offset < length:
-        if length - offset < HEADER_SIZE:
+        if length - offset < MIN_HEADER_SIZE:
             return None
-        crc, rtype, seq, expires_at, klen, vlen = unpack(data, offset)
+        layout = layouts[data[offset + 4]]
+        if layout is None or length - offset < layout[1]:
+            return None
+        unpack, head, expiry_at = layout
+        crc, tag, seq, klen, vlen = unpack(data, offset)
+        rtype = tag & TYPE_MASK
         if (rtype != PUT and rtype != DELETE) or klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE:
             return None
-        size = HEADER_SIZE + klen + vlen
+        size = head + klen + vlen
         end = offset + size
         if end > length or crc != crc32c(data[offset + 4 : end]) or seq <= last_seq:
             return None
+        expires_at = unpack_expiry(data, offset + expiry_at)[0] if expiry_at else NO_EXPIRY
         if expires_at != NO_EXPIRY or rtype == DELETE or klen == 0:
             if not expires_at >= 0.0 or expires_at == math.inf or klen == 0:
                 return None
@@ -110,7 +118,7 @@ def build_log_hint(data: bytes) -> HintBuilder | None:
                 builder.deletes.append(len(keys))
             else:
                 builder.expiring[len(keys)] = expires_at
-        keys.append(data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen])
+        keys.append(data[offset + head : offset + head + klen])
         seqs.append(seq)
         refs.append(offset << SIZE_BITS | size)
         last_seq = seq

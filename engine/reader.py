@@ -27,7 +27,8 @@ from engine.format import (
     BATCH_DELETE,
     BATCH_PUT,
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
+    MIN_HEADER_SIZE,
+    header_size,
     parse_record,
 )
 
@@ -208,8 +209,8 @@ def record_at(data: bytes, offset: int) -> ScannedRecord | None:
     parsed = parse_record(data, offset)
     if parsed is None:
         return None
-    rtype, seq, expires_at, klen, size = parsed
-    key_start = offset + HEADER_SIZE
+    rtype, seq, expires_at, head, klen, size = parsed
+    key_start = offset + head
     return offset, size, rtype, seq, expires_at, data[key_start : key_start + klen]
 
 
@@ -222,7 +223,7 @@ def next_valid_record(data: bytes, start: int) -> int | None:
     """
     if not any(data[start:]):
         return None
-    for offset in range(start, len(data) - HEADER_SIZE + 1):
+    for offset in range(start, len(data) - MIN_HEADER_SIZE + 1):
         if parse_record(data, offset) is not None:
             return offset
     return None
@@ -230,4 +231,4 @@ def next_valid_record(data: bytes, start: int) -> int | None:
 
 def _value_of(data: bytes, record: ScannedRecord) -> bytes:
     offset, size, _rtype, _seq, _exp, key = record
-    return data[offset + HEADER_SIZE + len(key) : offset + size]
+    return data[offset + header_size(data, offset) + len(key) : offset + size]

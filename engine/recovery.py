@@ -26,12 +26,14 @@ from engine.format import (
     BATCH_COMMIT,
     BATCH_PUT,
     DELETE,
-    HEADER_SIZE,
+    LAYOUTS,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    MIN_HEADER_SIZE,
     NO_EXPIRY,
     PUT,
-    RECORD_HEADER,
+    TYPE_MASK,
+    unpack_expiry,
 )
 from engine.fs import FileSystem
 from engine.hints import Hint, read_hint
@@ -171,7 +173,7 @@ class _Replayer:
         in them; only keys that a compacted segment set (``seqs``, ``hinted``)
         need ``_superseded``.
         """
-        unpack = RECORD_HEADER.unpack_from
+        layouts = LAYOUTS
         length = len(data)
         base = segment_id << SEGMENT_SHIFT
         locations = self.locations
@@ -181,17 +183,23 @@ class _Replayer:
         max_seq = self.max_seq
         log_seq = self.log_seq
         applied = 0
-        while length - offset >= HEADER_SIZE:
-            crc, rtype, seq, expires_at, klen, vlen = unpack(data, offset)
+        while length - offset >= MIN_HEADER_SIZE:
+            layout = layouts[data[offset + 4]]
+            if layout is None or length - offset < layout[1]:
+                break
+            unpack, head, expiry_at = layout
+            crc, tag, seq, klen, vlen = unpack(data, offset)
+            rtype = tag & TYPE_MASK
             if (rtype != PUT and rtype != DELETE) or klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE:
                 break
-            size = HEADER_SIZE + klen + vlen
+            size = head + klen + vlen
             end = offset + size
             if end > length or crc != crc32c(data[offset + 4 : end]):
                 break
+            expires_at = unpack_expiry(data, offset + expiry_at)[0] if expiry_at else NO_EXPIRY
             if not expires_at >= 0.0 or expires_at == math.inf:
                 break
-            key = data[offset + HEADER_SIZE : offset + HEADER_SIZE + klen]
+            key = data[offset + head : offset + head + klen]
             location = base | offset << SIZE_BITS | size
             if seq <= log_seq:
                 raise _LogOutOfOrder

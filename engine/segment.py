@@ -66,9 +66,9 @@ def create_segment(fs: FileSystem, directory: str, segment_id: int) -> FileHandl
     return handle
 
 
-def check_segment_header(data: bytes, name: str) -> None:
-    """Raise CorruptionError unless ``data`` opens with a segment header."""
-    check_file_header(data, FileKind.SEGMENT, name)
+def check_segment_header(data: bytes, name: str) -> int:
+    """The format version of a segment whose bytes are ``data``; CorruptionError if none."""
+    return check_file_header(data, FileKind.SEGMENT, name)
 
 
 def is_torn_header(data: bytes) -> bool:

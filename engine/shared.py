@@ -47,6 +47,7 @@ from engine.format import (
     FILE_HEADER_SIZE,
     NO_EXPIRY,
     PUT,
+    VERSION,
     encode_record,
 )
 from engine.fs import FileSystem, PositionalHandle, ProcessLock, SharedFileSystem
@@ -173,10 +174,11 @@ class SharedEngine(Follower):
             if not units:
                 return
             data = b"".join(unit[0] for unit in units)
-            if (
+            if tail.version != VERSION or (
                 tail.known_end + len(data) > writer.segment_size
                 and tail.known_end > FILE_HEADER_SIZE
             ):
+                # Full, or written by an older seglog: version-2 records go in a version-2 file.
                 self._roll_over(tail)
                 tail = self._ready_to_append()
             end = position(tail.segment_id, tail.known_end + len(data))

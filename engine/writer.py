@@ -34,7 +34,7 @@ from engine.errors import ClosedError, DiskFullError, FailedError, StorageError,
 from engine.format import FILE_HEADER_SIZE
 from engine.fs import FileHandle, FileSystem, Mapping
 from engine.location import position
-from engine.segment import create_segment, segment_name
+from engine.segment import check_segment_header, create_segment, segment_name
 
 log = logging.getLogger("seglog.writer")
 
@@ -101,6 +101,12 @@ class SegmentWriter:
         handle = self.handles.pop(segment_id, None)
         if handle is not None:
             handle.close()
+
+    def version(self, segment_id: int) -> int:
+        """The format version of opened segment ``segment_id``, from its header."""
+        return check_segment_header(
+            bytes(self.maps[segment_id][:FILE_HEADER_SIZE]), segment_name(segment_id)
+        )
 
     def resume(self, segment_id: int) -> None:
         """Make an opened segment the active one again, appending after its records."""

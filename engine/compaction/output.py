@@ -17,12 +17,13 @@ from engine.format import (
     BATCH_PUT,
     DELETE,
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
     NO_EXPIRY,
     PUT,
+    VALUE_LEN_U8,
     FileKind,
     encode_file_header,
     encode_record,
+    header_size,
 )
 from engine.fs import FileHandle, FileSystem, write_all
 from engine.hints import HintBuilder, write_hint
@@ -200,9 +201,10 @@ class Rewrite:
     def _copy(self, record: ScannedRecord, source: int) -> None:
         offset, size, rtype, seq, expires_at, key = record
         data = self.data[offset : offset + size]
-        if rtype == BATCH_PUT:
-            # Its batch committed (or the index would not point at it): it stands alone now.
-            data = encode_record(PUT, seq, expires_at, key, data[HEADER_SIZE + len(key) :])
+        if rtype == BATCH_PUT or data[4] < VALUE_LEN_U8:
+            # A batch put's batch committed (or the index would not point at it): it stands
+            # alone now. A version-1 record (no width bits in its tag) is rewritten in version 2.
+            data = encode_record(PUT, seq, expires_at, key, data[header_size(data) + len(key) :])
         self._output(len(data)).add(data, key, seq, expires_at, source)
         self.report.records_out += 1
 

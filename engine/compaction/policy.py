@@ -5,18 +5,15 @@ which tombstones a rewrite must keep.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
 
-from engine.format import FILE_HEADER_SIZE, HEADER_SIZE, parse_record
+from engine.format import FILE_HEADER_SIZE, LAYOUTS, MAX_HEADER_SIZE, parse_record
 from engine.fs import Mapping
 from engine.keyspace import Keyspace
 from engine.manifest import Manifest
 
 #: A record header's last two fields: key and value lengths.
-_LENGTHS: Final = struct.Struct("<II")
 
 #: Picks a compaction's inputs among the sealed segments (id -> bytes); called under the lock.
 Chooser = Callable[[dict[int, int]], Iterable[int]]
@@ -102,10 +99,11 @@ def first_seq(manifest: Manifest, segment_id: int, mapping: Mapping, size: int) 
         return compacted.min_seq if compacted.size > FILE_HEADER_SIZE else math.inf
     if size <= FILE_HEADER_SIZE:
         return math.inf
-    head = mapping[FILE_HEADER_SIZE : FILE_HEADER_SIZE + HEADER_SIZE]
-    if len(head) < HEADER_SIZE:
+    head = mapping[FILE_HEADER_SIZE : FILE_HEADER_SIZE + MAX_HEADER_SIZE]
+    layout = LAYOUTS[head[4]] if len(head) > 4 else None
+    if layout is None or len(head) < layout[1]:
         return 0
-    key_len, value_len = _LENGTHS.unpack_from(head, HEADER_SIZE - _LENGTHS.size)
-    end = min(FILE_HEADER_SIZE + HEADER_SIZE + key_len + value_len, size)
+    _crc, _tag, _seq, key_len, value_len = layout[0](head, 0)
+    end = min(FILE_HEADER_SIZE + layout[1] + key_len + value_len, size)
     parsed = parse_record(mapping[FILE_HEADER_SIZE:end], 0)
     return parsed[1] if parsed is not None else 0

@@ -26,7 +26,12 @@ from engine.errors import CorruptionError
 from engine.format import (
     BATCH_COUNT,
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
+    LAYOUTS,
+    MIN_HEADER_SIZE,
+    TYPE_MASK,
+    VALUE_LEN_U8,
+    VERSION,
+    WIDE_SEQ,
     FileKind,
     RecordType,
     decode_record_at,
@@ -93,19 +98,24 @@ def check_record_decoder(data: bytes) -> None:
     Never an exception but CorruptionError from ``decode_value``; whatever
     parses re-encodes to exactly the bytes it was parsed from.
     """
-    for offset in {0, 1, len(data) // 2, max(0, len(data) - HEADER_SIZE)}:
+    for offset in {0, 1, len(data) // 2, max(0, len(data) - MIN_HEADER_SIZE)}:
         parsed = parse_record(data, offset)
         decoded = decode_record_at(data, offset)
         assert (parsed is None) == (decoded is None)
         if parsed is None or decoded is None:
             continue
-        rtype, seq, expires_at, key_len, size = parsed
+        rtype, seq, expires_at, head, key_len, size = parsed
         record, decoded_size = decoded
         assert decoded_size == size and offset + size <= len(data)
-        assert size == HEADER_SIZE + key_len + len(record.value)
+        assert size == head + key_len + len(record.value)
         assert (record.type, record.seq, len(record.key)) == (rtype, seq, key_len)
-        again = encode_record(rtype, seq, expires_at, record.key, record.value)
-        assert again == data[offset : offset + size]
+        version = 1 if data[offset + 4] < VALUE_LEN_U8 else 2
+        again = encode_record(rtype, seq, expires_at, record.key, record.value, version)
+        # Version 2 also reads fields wider than they need: those decode alike.
+        assert again == data[offset : offset + size] or decode_record_at(again, 0) == (
+            record,
+            len(again),
+        )
         frame = data[offset : offset + size]
         if rtype in (RecordType.PUT, RecordType.BATCH_PUT):
             assert decode_value(frame, record.key, "fuzz") == record.value
@@ -129,8 +139,8 @@ def _expect_corruption(call: Callable[[], object], *, allow_success: bool = Fals
 # --------------------------------------------------------------- a valid log
 
 
-def build_log(recipe: Recipe) -> tuple[list[bytes], dict[bytes, set[bytes]]]:
-    """Encoded records of a random valid log, and every value any record carried per key."""
+def build_log(recipe: Recipe, version: int) -> tuple[list[bytes], dict[bytes, set[bytes]]]:
+    """Encoded records of a random valid log in ``version``, and every value carried per key."""
     records: list[bytes] = []
     carried: dict[bytes, set[bytes]] = {}
     seq = 0
@@ -141,10 +151,10 @@ def build_log(recipe: Recipe) -> tuple[list[bytes], dict[bytes, set[bytes]]]:
         value = bytes([recipe.byte()]) * recipe.below(40)
         if choice < 6:
             expiry = 0.0 if recipe.chance(70) else float(1 + recipe.below(3_000_000))
-            records.append(encode_record(RecordType.PUT, seq, expiry, key, value))
+            records.append(encode_record(RecordType.PUT, seq, expiry, key, value, version))
             carried.setdefault(key, set()).add(value)
         elif choice < 8:
-            records.append(encode_record(RecordType.DELETE, seq, 0.0, key))
+            records.append(encode_record(RecordType.DELETE, seq, 0.0, key, b"", version))
             carried.setdefault(key, set()).add(b"")
         else:
             members = []
@@ -152,15 +162,14 @@ def build_log(recipe: Recipe) -> tuple[list[bytes], dict[bytes, set[bytes]]]:
                 member_key = _KEYS[recipe.below(len(_KEYS))]
                 member_value = value + bytes([i])
                 members.append(
-                    encode_record(RecordType.BATCH_PUT, seq, 0.0, member_key, member_value)
+                    encode_record(RecordType.BATCH_PUT, seq, 0.0, member_key, member_value, version)
                 )
                 carried.setdefault(member_key, set()).add(member_value)
                 seq += 1
             count = BATCH_COUNT.pack(len(members))
             carried.setdefault(b"", set()).add(count)  # a re-sealed commit may become a put
-            records.append(
-                b"".join(members) + encode_record(RecordType.BATCH_COMMIT, seq, 0.0, b"", count)
-            )
+            commit = encode_record(RecordType.BATCH_COMMIT, seq, 0.0, b"", count, version)
+            records.append(b"".join(members) + commit)
     return records, carried
 
 
@@ -198,30 +207,38 @@ def _reseal(recipe: Recipe, data: bytearray) -> None:
     offsets = []
     while (parsed := parse_record(bytes(data), offset)) is not None:
         offsets.append(offset)
-        offset += parsed[4]
+        offset += parsed[5]
     if not offsets:
         return
     at = offsets[recipe.below(len(offsets))]
+    layout = LAYOUTS[data[at + 4]]
+    assert layout is not None
+    unpack, head, expiry_at = layout
+    _crc, tag, _seq, key_len, value_len = unpack(data, at)
     field = recipe.below(3)
+    version_1 = tag < VALUE_LEN_U8
     if field == 0:
-        data[at + 4] = _TYPES[recipe.below(len(_TYPES))]
-    elif field == 1:
-        struct.pack_into("<Q", data, at + 5, recipe.below(1 << 24))
+        new_type = _TYPES[recipe.below(len(_TYPES))]
+        data[at + 4] = new_type if version_1 else tag & ~TYPE_MASK | new_type & TYPE_MASK
+    elif field == 1 or not expiry_at:
+        seq_format = "<Q" if version_1 or tag & WIDE_SEQ else "<I"
+        struct.pack_into(seq_format, data, at + 5, recipe.below(1 << 24))
     else:
-        struct.pack_into("<d", data, at + 13, _SPECIAL_FLOATS[recipe.below(len(_SPECIAL_FLOATS))])
-    parsed_after = struct.unpack_from("<II", data, at + 21)
-    end = at + HEADER_SIZE + parsed_after[0] + parsed_after[1]
+        special = _SPECIAL_FLOATS[recipe.below(len(_SPECIAL_FLOATS))]
+        struct.pack_into("<d", data, at + expiry_at, special)
+    end = at + head + key_len + value_len
     if end <= len(data):
         struct.pack_into("<I", data, at, crc32c(bytes(data[at + 4 : end])))
 
 
 def segment_files(recipe: Recipe) -> tuple[dict[str, bytes], dict[bytes, set[bytes]]]:
     """A damaged store directory built from ``recipe``: file name -> bytes, and carried values."""
-    records, carried = build_log(recipe)
+    version = (VERSION, 1)[recipe.below(2)]
+    records, carried = build_log(recipe, version)
     count = 1 + recipe.below(3)
     cuts = sorted(recipe.below(len(records) + 1) for _ in range(count - 1))
     bounds = [0, *cuts, len(records)]
-    header = encode_file_header(FileKind.SEGMENT)
+    header = encode_file_header(FileKind.SEGMENT, version)
     files = [bytearray(header + b"".join(records[a:b])) for a, b in itertools.pairwise(bounds)]
     _damage(recipe, files)
     return {segment_name(i + 1): bytes(f) for i, f in enumerate(files)}, carried
@@ -273,7 +290,7 @@ def check_hint_parser(recipe: Recipe) -> None:
         kind = recipe.below(3)
         rtype = int(RecordType.DELETE if kind == 0 else RecordType.PUT)
         expires = float(1 + recipe.below(1000)) if kind == 2 else 0.0
-        size = HEADER_SIZE + len(key) + recipe.below(50)
+        size = MIN_HEADER_SIZE + len(key) + recipe.below(50)
         builder.add(key, i + 1, size, rtype, expires)
         built.append((key, i + 1, size, rtype == RecordType.DELETE, expires))
     pristine = builder.encode()

@@ -29,12 +29,13 @@ from typing import Final, overload
 
 import crc32c as crc32c_module
 
+from engine.format import KEY_AT
 from engine.fs import FileHandle, FileSystem, Lock, Mapping
 from engine.testing.memfs import MemoryFileSystem
 
 #: File operations whose removal or reordering makes a mutant.
 MUTABLE_OPS: Final = ("fsync", "fsync_dir", "truncate")
-#: The header fields a record's CRC covers after the CRC itself (type, seq, expiry, lengths).
+#: The bytes of a version-1 record's header after its CRC (type, seq, expiry, lengths).
 _HEADER_FIELDS: Final = 25
 #: makedirs fsyncs inside the file system; its site is named for the engine call.
 MAKEDIRS: Final = "makedirs"
@@ -372,7 +373,11 @@ def counted(mutants: list[Mutant]) -> tuple[list[Mutant], list[Mutant]]:
 
 def _header_only(real: Callable[..., int]) -> Callable[..., int]:
     def weak(data: bytes | bytearray | memoryview, value: int = 0) -> int:
-        return real(bytes(data)[:_HEADER_FIELDS], value)
+        body = bytes(data)
+        # A record's body starts with its tag, which gives its header's size (the CRC's
+        # 4 bytes included); anything else is cut as a version-1 header would be.
+        head = KEY_AT[body[0]] - 4 if body and KEY_AT[body[0]] else _HEADER_FIELDS
+        return real(body[:head], value)
 
     return weak
 

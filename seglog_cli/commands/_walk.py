@@ -10,7 +10,6 @@ report every damaged region and ``repair`` can salvage every intact record.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -18,9 +17,11 @@ from typing import Any, Final
 from engine.errors import CorruptionError
 from engine.format import (
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
+    LAYOUTS,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    MIN_HEADER_SIZE,
+    TYPE_MASK,
     RecordType,
 )
 from engine.reader import (
@@ -32,12 +33,11 @@ from engine.reader import (
     DamagedRegion,
     ScannedRecord,
     SegmentReader,
+    record_at,
 )
 from engine.segment import check_segment_header, is_torn_header
 from seglog_cli.commands._common import render_bytes, show_bytes
 
-#: A record header as docs/FORMAT.md lays it out, read here without checking it.
-_HEADER: Final = struct.Struct("<IBQdII")
 _TYPES: Final = {int(t): t.name for t in RecordType}
 #: Bytes of a claimed key shown in a damage report.
 _SHOWN_KEY: Final = 60
@@ -72,12 +72,17 @@ def claim(data: bytes, offset: int) -> tuple[str, tuple[tuple[bytes, int], ...]]
     The claim, ``((key, seq),)``, is empty when the header is unreadable or the
     key it names runs past the end of the file.
     """
-    if len(data) - offset < HEADER_SIZE:
+    layout = LAYOUTS[data[offset + 4]] if len(data) - offset >= MIN_HEADER_SIZE else None
+    if len(data) - offset < (MIN_HEADER_SIZE if layout is None else layout[1]):
         return "too short for a record header", ()
-    _crc, rtype, seq, _expires, key_len, value_len = _HEADER.unpack_from(data, offset)
+    if layout is None:
+        return "no readable record header", ()
+    # The header as docs/FORMAT.md lays it out, read here without checking its CRC.
+    _crc, tag, seq, key_len, value_len = layout[0](data, offset)
+    rtype = tag & TYPE_MASK
     if rtype not in _TYPES or key_len > MAX_KEY_SIZE or value_len > MAX_VALUE_SIZE:
         return "no readable record header", ()
-    start = offset + HEADER_SIZE
+    start = offset + layout[1]
     key = data[start : start + key_len]
     shown = show_bytes(key[:_SHOWN_KEY]) + ("..." if key_len > _SHOWN_KEY else "")
     text = f"its header reads {_TYPES[rtype]} seq {seq}, key {shown!r}, {value_len}-byte value"
@@ -150,7 +155,8 @@ class SegmentWalk:
             else:
                 self._damaged(end, damage.length, damage.kind, "zero bytes in a sealed segment")
             return True
-        after = _HEADER.unpack_from(data, damage.resume)[2]
+        resumed = record_at(data, damage.resume)
+        after = resumed[3] if resumed is not None else "?"
         resumes = f"intact records resume at offset {damage.resume} (seq {after})"
         if damage.kind == UNWRITTEN_GAP:
             self._damaged(

@@ -19,7 +19,7 @@ from engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Small segments, so that a few hundred records fill several sealed segments.
-SEGMENT_SIZE = 4096
+SEGMENT_SIZE = 2048
 
 
 class Result:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import Engine
-from engine.format import HEADER_SIZE
+from engine.format import MIN_HEADER_SIZE
 from engine.reader import SECTOR
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def test_repair_salvages_everything_intact_and_names_what_it_lost(
     assert report["complete"] is False and len(report["damage"]) == 1
     (affected,) = report["affected_keys"]
     assert affected["key"] == "key105" and affected["outcome"].startswith("lost")
-    assert affected["where"] == f"{sealed.name} at offset {offset - HEADER_SIZE}"
+    assert affected["where"] == f"{sealed.name} at offset {offset - MIN_HEADER_SIZE}"
     lost = b"key105"
     assert report["keys_written"] == len(expected) - 1
     assert report["deleted_keys"] == 20 and report["expired_keys"] == 1
@@ -186,7 +186,7 @@ def test_verify_calls_a_gap_unwritten_exactly_when_opening_cuts_it_silently(
             db.put(b"key%03d" % i, b"v" * 100)
     (segment,) = store.glob("*.seg")
     data = bytearray(segment.read_bytes())
-    bounds = [data.find(b"key%03d" % i) - HEADER_SIZE for i in range(20)]
+    bounds = [data.find(b"key%03d" % i) - MIN_HEADER_SIZE for i in range(20)]
     # The first record (from the third on) that straddles a sector boundary.
     damaged = next(i for i in range(2, 19) if bounds[i] // SECTOR != bounds[i + 1] // SECTOR)
     start, end = bounds[damaged], bounds[damaged + 1]

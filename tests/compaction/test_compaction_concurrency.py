@@ -195,7 +195,7 @@ def test_automatic_selection_skips_segments_of_kept_tombstones() -> None:
     db = open_store(fs, clock, segment_size=256, compact_min_bytes=0)
     db.put(b"old", b"value")
     for i in range(3):
-        db.put(b"keep%d" % i, b"k" * 25)
+        db.put(b"keep%d" % i, b"k" * 55)
     # The first segment is now full, and stays mostly live: automatic compaction leaves it.
     db.delete(b"old")
     for i in range(8):

@@ -78,7 +78,7 @@ def history(db: Engine, clock: Clock) -> dict[bytes, bytes]:
 
 def build(clock: Clock) -> tuple[MemoryFileSystem, Engine, dict[bytes, bytes]]:
     fs = MemoryFileSystem()
-    db = open_store(fs, clock, segment_size=256)
+    db = open_store(fs, clock, segment_size=176)
     return fs, db, history(db, clock)
 
 
@@ -86,7 +86,7 @@ def check(fs: MemoryFileSystem, db: Engine, clock: Clock, model: dict[bytes, byt
     assert contents(db) == model
     db.close()
     assert_clean(fs)
-    with open_store(fs, clock, segment_size=256) as reopened:
+    with open_store(fs, clock, segment_size=176) as reopened:
         assert contents(reopened) == model
 
 
@@ -107,7 +107,7 @@ def test_any_partial_compaction_keeps_newer_deletes_shadowing_older_values() -> 
             db.close()
             for second in _some_subsets(after_first):
                 copy = fs.after_process_crash()
-                db = open_store(copy, clock, segment_size=256)
+                db = open_store(copy, clock, segment_size=176)
                 assert contents(db) == model, first
                 compact_segments(db, second)
                 check(copy, db, clock, model)
@@ -139,7 +139,7 @@ def test_a_full_compaction_after_partial_ones_drops_every_kept_tombstone() -> No
 
 def test_an_expired_value_never_revives_an_older_one() -> None:
     fs, clock = MemoryFileSystem(), Clock()
-    db = open_store(fs, clock, segment_size=256)
+    db = open_store(fs, clock, segment_size=176)
     db.put(b"k", b"forever")
     for i in range(8):
         db.put(b"filler%d" % i, b"x" * 20)
@@ -153,13 +153,13 @@ def test_an_expired_value_never_revives_an_older_one() -> None:
     assert report is not None and report.tombstones_kept == 1
     assert db.get(b"k") is None
     db.close()
-    db = open_store(fs, clock, segment_size=256)
+    db = open_store(fs, clock, segment_size=176)
     assert db.get(b"k") is None
     report = compact_segments(db, [older])
     assert report is not None and report.dropped_deleted == 1
     db.compact()
     db.close()
-    with open_store(fs, clock, segment_size=256) as reopened:
+    with open_store(fs, clock, segment_size=176) as reopened:
         assert reopened.get(b"k") is None
         assert reopened.stats()["dead_bytes"] == 0
 

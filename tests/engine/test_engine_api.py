@@ -15,9 +15,9 @@ from conftest import FakeClock
 
 from engine import ClosedError, CorruptionError, Engine, FailedError, LockedError, StorageError
 from engine.format import (
+    BATCH_COMMIT,
     BATCH_COUNT,
     FILE_HEADER_SIZE,
-    HEADER_SIZE,
     NO_EXPIRY,
     RecordType,
     encode_record,
@@ -228,7 +228,7 @@ def test_a_batch_leaves_the_state_of_its_ops_one_at_a_time(
             clock.advance(15)
             seen.append((_visible(db), db.stats()["dead_bytes"]))
         clock.now -= 16
-    marker = HEADER_SIZE + BATCH_COUNT.size
+    marker = len(encode_record(BATCH_COMMIT, 99, 0.0, b"", BATCH_COUNT.pack(9)))
     for single, batch in zip(seen[:3], seen[3:], strict=True):
         assert batch[0] == single[0]
         assert batch[1] == single[1] + marker
