@@ -69,6 +69,7 @@ _pack_head: Final = pack_head
 _pack_short: Final = pack_short
 _SHORT_PUT: Final = PUT | SHORT
 _SHORT_DELETE: Final = DELETE | SHORT
+_SHORT_BATCH_PUT: Final = BATCH_PUT | SHORT
 
 
 class Internals(NamedTuple):
@@ -372,6 +373,13 @@ class Engine(KeyMapping):
                 seq += 1
                 if value is None:
                     body = _pack_head(BATCH_DELETE, seq, NO_EXPIRY, len(key), 0) + key
+                elif (
+                    expires == NO_EXPIRY
+                    and len(value) < SHORT_LIMIT
+                    and len(key) < SHORT_LIMIT
+                    and seq < SHORT_SEQ_LIMIT
+                ):
+                    body = _pack_short(_SHORT_BATCH_PUT, seq, len(key), len(value)) + key + value
                 else:
                     body = _pack_head(BATCH_PUT, seq, expires, len(key), len(value)) + key + value
                 append(_pack_crc(crc32c(body)) + body)

@@ -25,9 +25,10 @@ from engine.engine import Engine
 from engine.fs import FileSystem
 
 PATH: Final = "/db"
-#: Record sizes are chosen so that a segment holds two puts: rollovers happen early.
+#: Record sizes are chosen so that two puts (56 bytes each) fill a segment exactly:
+#: rollovers happen early, and the write after a recovery lands in a new segment.
 SEGMENT_SIZE: Final = 128
-VALUE_SIZE: Final = 26
+VALUE_SIZE: Final = 44
 TTL: Final = 5.0
 ADVANCE: Final = 10.0
 #: The write after recovery: the same size as a workload's put, so that it lands exactly

@@ -35,6 +35,8 @@ MODES: Final[tuple[SyncMode, ...]] = ("always", "none")
 SEEDED: Final = (Action("put", b"a"), Action("put", b"b"), Action("put", b"a"))
 #: A store that has been compacted once.
 COMPACTED: Final = (Action("put", b"a"), Action("put", b"a"), Action("compact"))
+#: SEEDED as an older seglog left it: format version 1 (``engine.testing.legacy``).
+LEGACY: Final = (*SEEDED, Action("downgrade"))
 
 Start = tuple[tuple[Action, ...], int]
 
@@ -45,13 +47,18 @@ class Setting:
 
     name: str
     modes: tuple[SyncMode, ...] = MODES
-    #: Longest workload on an empty store, on SEEDED and on COMPACTED.
+    #: Longest workload on an empty store, on SEEDED (and LEGACY) and on COMPACTED.
     depths: tuple[int, int, int] = (3, 2, 2)
     batch: bool = False
     limits: Limits = field(default_factory=Limits)
 
     def starts(self) -> list[Start]:
-        return [((), self.depths[0]), (SEEDED, self.depths[1]), (COMPACTED, self.depths[2])]
+        return [
+            ((), self.depths[0]),
+            (SEEDED, self.depths[1]),
+            (COMPACTED, self.depths[2]),
+            (LEGACY, self.depths[1]),
+        ]
 
     def plan(self) -> Iterator[tuple[SyncMode, tuple[Action, ...], tuple[Action, ...]]]:
         """(mode, prologue, workload) triples, shortest workloads first."""
@@ -70,6 +77,7 @@ class Setting:
             (): "an empty store",
             SEEDED: "a two-segment store",
             COMPACTED: "a compacted store",
+            LEGACY: "a two-segment store of format version 1",
         }
         starts = ", ".join(f"up to {depth} on {names[p]}" for p, depth in self.starts())
         actions = ", ".join(str(a) for a in vocabulary(batch=self.batch))

@@ -28,6 +28,7 @@ from engine.testing.actions import (
     open_engine,
 )
 from engine.testing.clock import ManualClock
+from engine.testing.legacy import downgrade
 from engine.testing.memfs import MemoryFileSystem
 from engine.testing.oracle import Bounds, History, Model, visible
 from engine.testing.simulator import CrashSimulator
@@ -100,6 +101,11 @@ class Driver:
         kind = action.kind
         if kind == "reopen":
             self._run("close", model, True, self._close)
+            self.open()
+            return
+        if kind == "downgrade":  # a prologue's step: the store as an older seglog left it
+            self._run("close", model, True, self._close)
+            downgrade(self.sim.fs, self.path)
             self.open()
             return
         db = self.db

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import Engine
-from engine.format import MIN_HEADER_SIZE
+from engine.format import (
+    MIN_HEADER_SIZE,
+    PUT,
+    VERSION,
+    FileKind,
+    check_file_header,
+    encode_file_header,
+    encode_record,
+)
 from engine.reader import SECTOR
 
 if TYPE_CHECKING:
@@ -207,3 +215,34 @@ def test_verify_calls_a_gap_unwritten_exactly_when_opening_cuts_it_silently(
         assert db.get(b"key%03d" % (damaged - 1)) == b"v" * 100
         assert db.get(b"key%03d" % damaged) is None
         assert db.get(b"key019") is None, "opening cuts the records after the gap"
+
+
+def test_verify_and_repair_read_a_version_1_store(cli: Cli, tmp_path: Path) -> None:
+    """A store an older seglog wrote: verify reads it, names damage in it by its old
+    header, and repair salvages it into a store of today's format."""
+    store = tmp_path / "old"
+    store.mkdir()
+    records = [encode_record(PUT, i + 1, 0.0, b"key%03d" % i, b"v" * 40, 1) for i in range(30)]
+    segment = store / "0000000001.seg"
+    segment.write_bytes(encode_file_header(FileKind.SEGMENT, 1) + b"".join(records))
+    healthy = cli("verify", store, "--json")
+    assert healthy.status == 0, healthy.err
+    assert healthy.json()["records"] == 30
+    _, offset = _find(store, b"key007")
+    data = bytearray(segment.read_bytes())
+    data[offset + 10] ^= 0xFF  # in key007's value: its header still reads
+    segment.write_bytes(bytes(data))
+    damaged = cli("verify", store, "--json").json()
+    (problem,) = damaged["problems"]
+    assert problem["kind"] == "corrupt-tail" or problem["kind"] == "corrupt"
+    assert [claim["key"] for claim in problem["claims"]] == ["key007"]
+    into = tmp_path / "repaired"
+    result = cli("repair", store, "--into", into, "--json")
+    assert result.status == DAMAGED, result.err
+    assert result.json()["keys_written"] == 29
+    with Engine.open(into) as db:
+        assert len(db) == 29 and db.get(b"key008") == b"v" * 40
+    assert all(
+        check_file_header(p.read_bytes(), FileKind.SEGMENT, p.name) == VERSION
+        for p in into.glob("*.seg")
+    )
