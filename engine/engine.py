@@ -301,15 +301,11 @@ class Engine(KeyMapping):
         self._acquire()
         try:
             seq = self._seq = self._seq + 1
-            if (
-                expires == NO_EXPIRY
-                and len(value) < SHORT_LIMIT
-                and len(key) < SHORT_LIMIT
-                and seq < SHORT_SEQ_LIMIT
-            ):
-                body = _pack_short(_SHORT_PUT, seq, len(key), len(value)) + key + value
+            klen, vlen = len(key), len(value)
+            if vlen < SHORT_LIMIT and klen < SHORT_LIMIT and seq < SHORT_SEQ_LIMIT and not expires:
+                body = _pack_short(_SHORT_PUT, seq, klen, vlen) + key + value
             else:
-                body = _pack_head(PUT, seq, expires, len(key), len(value)) + key + value
+                body = _pack_head(PUT, seq, expires, klen, vlen) + key + value
             record = _pack_crc(crc32c(body)) + body
             location = self._append(record) << SIZE_BITS | len(record)
             if expires == NO_EXPIRY:
@@ -433,11 +429,14 @@ class Engine(KeyMapping):
                 return self.get(key)
             raise self._unreadable(segment_id, offset, exc) from exc
         # The key starts after the header, whose size the tag gives (format version 2).
-        if _pack_crc(crc32c(data[4:])) == data[:4] and len(data) > 4:
-            start = _KEY_AT[data[4]]
-            end = start + len(key)
-            if data[start:end] == key:
-                return data[end:]
+        try:
+            if _pack_crc(crc32c(data[4:])) == data[:4]:
+                start = _KEY_AT[data[4]]  # IndexError: no tag (4 zero bytes pass the CRC)
+                end = start + len(key)
+                if data[start:end] == key:
+                    return data[end:]
+        except IndexError:
+            pass
         return self._decode(data, key, segment_id, offset)
 
     def get_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
