@@ -513,8 +513,8 @@ class Engine(KeyMapping):
         what lies after ``start``). Later writes, deletes and compactions do not
         change what the scan yields.
         """
-        snapshot, maps = self._snapshot(prefix, start, end, reverse, limit)
-        return self._values(snapshot, maps)
+        keys, locations, maps = self._snapshot(prefix, start, end, reverse, limit)
+        return self._values(keys, locations, maps)
 
     def scan_keys(
         self,
@@ -526,12 +526,12 @@ class Engine(KeyMapping):
         limit: int | None = None,
     ) -> Iterator[bytes]:
         """The keys ``scan`` would yield, without reading any value."""
-        snapshot, _maps = self._snapshot(prefix, start, end, reverse, limit)
-        return (key for key, _location in snapshot)
+        keys, _locations, _maps = self._snapshot(prefix, start, end, reverse, limit)
+        return iter(keys)
 
     def _snapshot(
         self, prefix: object, start: object, end: object, reverse: bool, limit: object
-    ) -> tuple[list[tuple[bytes, int]], dict[int, Mapping]]:
+    ) -> tuple[list[bytes], list[int], dict[int, Mapping]]:
         """The keys and locations a scan will visit, and the readers it will need."""
         low = None if start is None else as_bytes(start, "start")
         high = None if end is None else as_bytes(end, "end")
@@ -541,18 +541,19 @@ class Engine(KeyMapping):
         with writer.lock:
             if writer.error is not None:
                 raise writer.error
-            snapshot = self._keyspace.snapshot(
+            keys, locations = self._keyspace.snapshot(
                 low, high, narrow, bool(reverse), self._clock(), most
             )
-            return snapshot, dict(writer.maps)
+            return keys, locations, dict(writer.maps)
 
     def _values(
         self,
-        snapshot: list[tuple[bytes, int]],
+        keys: list[bytes],
+        locations: list[int],
         maps: dict[int, Mapping],
     ) -> Iterator[tuple[bytes, bytes]]:
         # The same check as get's, inlined: ``_decode`` names the damage on a mismatch.
-        for key, location in snapshot:
+        for key, location in zip(keys, locations, strict=True):
             segment_id = location >> SEGMENT_SHIFT
             offset = (location >> SIZE_BITS) & OFFSET_MASK
             data = maps[segment_id][offset : offset + (location & SIZE_MASK)]

@@ -164,7 +164,7 @@ class Follower(Engine):
 
     def _snapshot(
         self, prefix: object, start: object, end: object, reverse: bool, limit: object
-    ) -> tuple[list[tuple[bytes, int]], dict[int, Mapping]]:
+    ) -> tuple[list[bytes], list[int], dict[int, Mapping]]:
         self._check()
         return Engine._snapshot(self, prefix, start, end, reverse, limit)
 

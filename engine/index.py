@@ -2,10 +2,10 @@
 
 Writes must stay near dict speed, so the index is a plain ``dict`` for point
 lookups plus a ``SortedList`` of keys that is brought up to date lazily: new
-keys wait in a ``pending`` set and removed ones in a ``stale`` set until the
-next ordered read merges them. Overwrites (the common write) touch only the
-dict. A ``SortedDict`` costs about 2.4 times a dict insert on every put; this
-costs a set add on a new key and nothing on an overwrite.
+keys wait in ``pending`` (in arrival order) and removed ones in a ``stale`` set
+until the next ordered read merges them. Overwrites (the common write) touch
+only the dict. A ``SortedDict`` costs about 2.4 times a dict insert on every
+put; this costs one insert on a new key and nothing on an overwrite.
 
 The values are packed locations (``engine.location``): one int each, which
 costs far less memory than a tuple.
@@ -26,13 +26,28 @@ def prefix_end(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
+def bounds(
+    low: bytes | None, high: bytes | None, prefix: bytes
+) -> tuple[bytes | None, bytes | None]:
+    """``[low, high)`` narrowed to the keys that start with ``prefix``."""
+    if prefix:
+        if low is None or low < prefix:
+            low = prefix
+        bound = prefix_end(prefix)
+        if bound is not None and (high is None or bound < high):
+            high = bound
+    return low, high
+
+
 class KeyIndex:
     """Keys to locations; ``dict`` speed for writes, sorted order on demand."""
 
     def __init__(self) -> None:
         self.locations: dict[bytes, int] = {}
         self._sorted: SortedList = SortedList()
-        self._pending: set[bytes] = set()
+        #: New keys in arrival order (a dict used as an ordered set): keys that arrive
+        #: in order, as a sequential load's do, are then sorted in one linear pass.
+        self._pending: dict[bytes, None] = {}
         self._stale: set[bytes] = set()
         #: Whether the next ordered read builds the sorted list from ``locations`` afresh
         #: (an index made by ``over``: recovery's keys are sorted once, when first needed).
@@ -56,7 +71,7 @@ class KeyIndex:
             if key in self._stale:
                 self._stale.discard(key)
             else:
-                self._pending.add(key)
+                self._pending[key] = None
         return old
 
     @classmethod
@@ -72,14 +87,14 @@ class KeyIndex:
         if key in self._stale:
             self._stale.discard(key)
         else:
-            self._pending.add(key)
+            self._pending[key] = None
 
     def remove(self, key: bytes) -> int | None:
         """Forget ``key``; return its old location, if any."""
         old = self.locations.pop(key, None)
         if old is not None:
             if key in self._pending:
-                self._pending.discard(key)
+                del self._pending[key]
             else:
                 self._stale.add(key)
         return old
@@ -124,18 +139,43 @@ class KeyIndex:
         while the index changes must materialise it (the engine does, under its lock).
         """
         self._settle()
-        low, high = start, end
-        if prefix:
-            if low is None or low < prefix:
-                low = prefix
-            bound = prefix_end(prefix)
-            if bound is not None and (high is None or bound < high):
-                high = bound
+        low, high = bounds(start, end, prefix)
         if low is not None and high is not None and low >= high:
             return iter(())
         keys: Iterator[bytes] = self._sorted.irange(
             low, high, inclusive=(True, False), reverse=reverse
         )
+        return keys
+
+    def span(
+        self,
+        low: bytes | None,
+        high: bytes | None,
+        prefix: bytes,
+        reverse: bool,
+        limit: int | None,
+    ) -> list[bytes]:
+        """The keys ``range`` would yield, the first ``limit`` of them (or all), as a list.
+
+        Scans take their snapshot here: two bisections and one slice of the
+        sorted list, where ``range``'s lazy ``irange`` costs about five times as
+        much to set up (2.5 us a scan; DESIGN-NOTES, "Prefix scans").
+        """
+        self._settle()
+        low, high = bounds(low, high, prefix)
+        ordered = self._sorted
+        first = 0 if low is None else ordered.bisect_left(low)
+        stop = len(ordered) if high is None else ordered.bisect_left(high)
+        if limit is not None and stop - first > limit:
+            if reverse:
+                first = stop - limit
+            else:
+                stop = first + limit
+        if first >= stop:
+            return []
+        keys: list[bytes] = ordered[first:stop]
+        if reverse:
+            keys.reverse()
         return keys
 
     def keys(self) -> Iterator[bytes]:

@@ -44,6 +44,18 @@ def test_the_index_orders_what_a_dict_holds(ops: list[tuple[str, bytes]]) -> Non
             assert list(index.range(reverse=True)) == sorted(model, reverse=True)
             assert list(index.range(prefix=key)) == sorted(k for k in model if k.startswith(key))
             assert list(index.range(key, b"b")) == sorted(k for k in model if key <= k < b"b")
+            for reverse in (False, True):
+                for limit in (None, 0, 1, 2):
+                    spans = (
+                        index.span(key, b"b", b"", reverse, limit),
+                        index.span(None, None, key, reverse, limit),
+                    )
+                    ranges = (
+                        index.range(key, b"b", reverse=reverse),
+                        index.range(prefix=key, reverse=reverse),
+                    )
+                    for span, keys in zip(spans, ranges, strict=True):
+                        assert span == list(keys)[:limit]
     assert dict(index.locations) == model and len(index) == len(model)
 
 
@@ -106,8 +118,8 @@ def test_the_keyspace_expires_keys_and_counts_their_records_dead() -> None:
     assert space.dead_bytes(1) == 20 and space.expiring == 1
     assert space.live_location(b"e", 9.0) == loc(1, 16, 50)
     assert space.live_location(b"e", 10.0) is None and space.is_expired(b"e", 10.0)
-    assert space.snapshot(None, None, b"", False, 9.0) == [(b"e", loc(1, 16, 50))]
-    assert space.snapshot(None, None, b"", False, 10.0) == []
+    assert space.snapshot(None, None, b"", False, 9.0) == ([b"e"], [loc(1, 16, 50)])
+    assert space.snapshot(None, None, b"", False, 10.0) == ([], [])
     space.drop_expired(10.0)
     assert len(space) == 0 and space.dead_bytes(1) == 70 and space.expiring == 0
 
