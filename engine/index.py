@@ -158,8 +158,8 @@ class KeyIndex:
         """The keys ``range`` would yield, the first ``limit`` of them (or all), as a list.
 
         Scans take their snapshot here: two bisections and one slice of the
-        sorted list, where ``range``'s lazy ``irange`` costs about five times as
-        much to set up (2.5 us a scan; DESIGN-NOTES, "Prefix scans").
+        sorted list, less than ``range``'s lazy ``irange`` costs to set up and
+        walk (DESIGN-NOTES, "Prefix scans and random gets").
         """
         self._settle()
         low, high = bounds(low, high, prefix)

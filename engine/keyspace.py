@@ -86,7 +86,8 @@ class Keyspace:
 
         Two lists rather than pairs: with no expiring keys the keys are one slice
         of the sorted index and their locations one C-level ``map`` over the
-        dict, with no Python step and no tuple per key (DESIGN-NOTES, "Prefix scans").
+        dict, with no Python step and no tuple per key (DESIGN-NOTES, "Prefix scans and
+        random gets").
         """
         times = self.times
         if times:
