@@ -258,15 +258,14 @@ class LogStore(Store):
             engine_key = encode_key(space, key)
         metadata = record.metadata
         lifetime = record.expiry
-        expires_at: float | None = None
         if (
             ttl is None
             and expiry is None
             and not metadata
-            and type(lifetime) is timedelta
-            and not lifetime
+            # FOREVER is what Record() and read() give: an identity test spares the rest.
+            and (lifetime is FOREVER or (type(lifetime) is timedelta and not lifetime))
         ):
-            data = _PLAIN + value
+            self._put(engine_key, _PLAIN + value)
         else:
             meta_json = codec.encode_metadata(metadata) if metadata else None
             expires_at, now = self._expires_at(lifetime, expiry, ttl)
@@ -274,13 +273,13 @@ class LogStore(Store):
                 self._delete(engine_key)
                 return
             data = codec.encode(value, meta_json, expires_at)
-        if expires_at is None:
-            self._put(engine_key, data)
-        else:
-            db = self._db
-            if db is None:
-                db = self._reconnect()
-            db.put(engine_key, data, expires_at=expires_at)
+            if expires_at is None:
+                self._put(engine_key, data)
+            else:
+                db = self._db
+                if db is None:
+                    db = self._reconnect()
+                db.put(engine_key, data, expires_at=expires_at)
         # After the put, so a suffix index registered meanwhile either sees it in its
         # key scan or here (see TableSuffixes._candidates).
         indexes = self._suffixes.by_space
@@ -405,7 +404,7 @@ class LogStore(Store):
         if db is None:
             db = self._reconnect()
         stop = offset + limit if limit else None
-        keys: Iterator[str]
+        keys: Iterable[str]
         if suffix:
             keys = self._suffixes.keys(db, space, prefix, suffix)
         else:

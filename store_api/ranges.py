@@ -17,7 +17,15 @@ from typing import Final
 from engine import Engine
 from engine.follower import Follower
 from store_api import codec
-from store_api.keys import decode_key, encode_key, key_prefix, to_bytes
+from store_api.keys import (
+    ESCAPED_NUL,
+    NUL,
+    TERMINATOR_SIZE,
+    decode_keys,
+    encode_key,
+    key_prefix,
+    to_bytes,
+)
 from store_api.record import Record
 from store_api.suffix import SuffixIndex
 
@@ -47,17 +55,18 @@ def prefix_records(
     ``limit`` of them, if given: the engine then reads no further)."""
     size = len(to_bytes(space))
     for engine_key, data in db.scan(prefix=key_prefix(space, prefix), limit=limit):
-        key = decode_key(size, engine_key)
+        # The inverse of keys.encode_key, inlined: a call per record was a tenth of its cost.
+        key = engine_key[size:-TERMINATOR_SIZE].decode("utf-8", "surrogatepass")
+        if NUL in key:
+            key = key.replace(ESCAPED_NUL, NUL)
         record = Record(key, data[1:]) if not data[0] else decode_record(key, data, now)
         if record is not None:
             yield record
 
 
-def prefix_keys(db: Engine, space: str, prefix: str, limit: int | None = None) -> Iterator[str]:
+def prefix_keys(db: Engine, space: str, prefix: str, limit: int | None = None) -> list[str]:
     """Live keys of ``space`` starting with ``prefix``, ascending (the first ``limit``)."""
-    size = len(to_bytes(space))
-    keys = db.scan_keys(prefix=key_prefix(space, prefix), limit=limit)
-    return (decode_key(size, key) for key in keys)
+    return decode_keys(space, db.scan_keys(prefix=key_prefix(space, prefix), limit=limit))
 
 
 class TableSuffixes:

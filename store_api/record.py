@@ -40,7 +40,8 @@ class Record:
         self.key = key
         self.value = value
         self.metadata = {} if metadata is None else metadata
-        self.expiry = _as_timedelta(expiry)
+        # ``timedelta`` (the default included) needs no conversion: skip the call.
+        self.expiry = expiry if type(expiry) is timedelta else _as_timedelta(expiry)
 
 
 def _as_timedelta(expiry: object) -> Any:

@@ -84,7 +84,23 @@ def test_key_prefix_selects_exactly_the_keys_with_that_prefix(
     space = keys.namespace(*names)
     encoded = keys.encode_key(space, key)
     assert encoded.startswith(keys.key_prefix(space, prefix)) == key.startswith(prefix)
-    assert keys.decode_key(len(keys.to_bytes(space)), encoded) == key
+    assert keys.decode_keys(space, [encoded]) == [key]
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.tuples(ANY_TEXT, ANY_TEXT), found=st.lists(ANY_TEXT, max_size=6))
+def test_decode_keys_undoes_encode_key_for_a_whole_range(
+    names: tuple[str, str], found: list[str]
+) -> None:
+    """Names that look like keys (``("x", "kx")`` and key ``"kx"``) must not confuse the split."""
+    space = keys.namespace(*names)
+    assert keys.decode_keys(space, [keys.encode_key(space, key) for key in found]) == found
+
+
+def test_decode_keys_splits_only_between_keys() -> None:
+    space = keys.namespace("x", "kx")
+    found = ["kx", "kx\x00", "\x00kx", "x"]
+    assert keys.decode_keys(space, [keys.encode_key(space, key) for key in found]) == found
 
 
 @settings(max_examples=200, deadline=None)
