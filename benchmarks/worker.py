@@ -203,8 +203,11 @@ class Task:
             db.close()
         self.result("fill-random", n / seconds)
 
-        allocated, apparent = disk_usage(db.path)
-        self.result("disk-size", allocated / n, apparent_bytes_per_key=apparent / n)
+        if db.local_files:
+            allocated, apparent = disk_usage(db.path)
+            self.result("disk-size", allocated / n, apparent_bytes_per_key=apparent / n)
+        else:
+            self.skip("disk-size", "data kept by a server, outside the store's directory")
 
         with self.step("reopen"):
             gc.collect()

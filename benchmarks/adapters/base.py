@@ -76,6 +76,8 @@ class Adapter(ABC):
     python_index: ClassVar[bool] = False
     #: Keys are kept in order, so a prefix scan is a range read, not a full scan.
     ordered: ClassVar[bool] = True
+    #: Whether the store keeps its data under ``path`` (a server's data lives elsewhere).
+    local_files: ClassVar[bool] = True
     #: put/get/delete may be called from several threads at once; an adapter
     #: whose answer depends on the sync mode sets it on the instance in open().
     threadsafe: bool = False

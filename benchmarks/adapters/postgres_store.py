@@ -46,6 +46,7 @@ class PostgresStoreAdapter(Adapter):
     module = "psycopg"
     threadsafe = True
     self_syncing = True
+    local_files = False
 
     @classmethod
     def missing(cls) -> str | None:

@@ -153,9 +153,13 @@ def test_postgres_flag_runs_postgres_store_on_that_server(
         return int(row[0])
 
     before = bench_schemas()
-    args = ("--stores", "postgres-store", "--workloads", "fill-seq", "--postgres", postgres_dsn)
+    workloads = "fill-seq,fill-random,disk-size"
+    args = ("--stores", "postgres-store", "--workloads", workloads, "--postgres", postgres_dsn)
     code, doc = _run(tmp_path, *args)
     assert code == 0, doc["errors"]
     (row,) = [r for r in doc["results"] if r["workload"] == "fill-seq"]
     assert row["store"] == "postgres-store" and row["median"] > 0
+    # Its data is in the server: no size is measured rather than 0 bytes a key.
+    (size,) = [r for r in doc["results"] if r["workload"] == "disk-size"]
+    assert size["median"] is None and "server" in size["note"]
     assert bench_schemas() > before, "the run did not use the server --postgres named"
