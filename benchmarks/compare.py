@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = [f"--benchmark-max-time={args.max_time}"]
     if args.select:
         extra += ["-k", args.select]
-    out = Path(args.out)
+    # Absolute: the benchmarks run with each checkout as their working directory.
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     sides = {"base": args.base, "head": args.head}
     files: dict[str, list[Path]] = {"base": [], "head": []}
