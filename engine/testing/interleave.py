@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from engine.engine import Engine
+from engine.testing.legacy import downgrade, misplaced_records
 from engine.testing.memfs import MemoryFileSystem
 from engine.testing.simulator import POWER_KINDS, CrashSimulator, CrashState
 
@@ -303,11 +304,18 @@ def run_once(
     writers: int = 2,
     readers: int = 1,
     batches: int = 4,
+    legacy: bool = False,
 ) -> int:
-    """One interleaving (and crash, if given), checked; returns its number of switch points."""
+    """One interleaving (and crash, if given), checked; returns its number of switch points.
+
+    ``legacy`` starts from a store an older seglog created (format version 1):
+    the writers must roll over to a version-2 segment before their first append.
+    """
     sim = CrashSimulator()
     sim.fs.makedirs(DIRECTORY)
     _open(sim.fs, shared=True).close()  # the store exists before the reader opens it
+    if legacy:
+        downgrade(sim.fs, DIRECTORY)
     history = History(writers)
     rng = random.Random(seed)
     scheduler = Scheduler(sim, rng, crash)
@@ -328,21 +336,23 @@ def run_once(
         figures.power_states += len(sample)
     else:
         history.check_store(sim.fs.after_process_crash(), f"{where}, after the run")
+    if legacy:
+        history.violations += misplaced_records(sim.fs, DIRECTORY)
     figures.violations += [f"{where}: {v}" for v in history.violations]
     return scheduler.steps
 
 
-def campaign(seeds: range, crashes_per_seed: int) -> Figures:
+def campaign(seeds: range, crashes_per_seed: int, *, legacy: bool = False) -> Figures:
     """For each seed: its interleaving whole, then crashed at sampled switch points."""
     figures = Figures()
     for seed in seeds:
-        steps = run_once(seed, None, figures)
+        steps = run_once(seed, None, figures, legacy=legacy)
         figures.interleavings += 1
         figures.steps += steps
         points = random.Random(seed).sample(range(1, steps + 1), min(crashes_per_seed, steps))
         for point in points:
             for kind in ("process", "machine"):
-                run_once(seed, (kind, point), figures)
+                run_once(seed, (kind, point), figures, legacy=legacy)
                 figures.interleavings += 1
                 if kind == "process":
                     figures.process_crashes += 1

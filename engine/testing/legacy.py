@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import os
 
-from engine.format import FILE_HEADER_SIZE, FileKind, encode_file_header, encode_record, header_size
+from engine.errors import CorruptionError
+from engine.format import (
+    FILE_HEADER_SIZE,
+    VALUE_LEN_U8,
+    FileKind,
+    encode_file_header,
+    encode_record,
+    header_size,
+)
 from engine.fs import FileSystem, write_all
 from engine.loghints import parse_log_hint_name
 from engine.reader import record_at
-from engine.segment import parse_segment_name
+from engine.segment import check_segment_header, parse_segment_name
 
 
 def as_version_1(data: bytes) -> bytes:
@@ -49,3 +57,23 @@ def downgrade(fs: FileSystem, directory: str) -> None:
         elif name.endswith((".cseg", ".hint")):
             raise ValueError(f"{name}: only a store never compacted can be downgraded")
     fs.fsync_dir(directory)
+
+
+def misplaced_records(fs: FileSystem, directory: str) -> list[str]:
+    """Version-2 records found in version-1 segments: seglog never appends them there."""
+    found = []
+    for name in sorted(fs.listdir(directory)):
+        if parse_segment_name(name) is None:
+            continue
+        data = fs.read_file(os.path.join(directory, name))
+        try:
+            if check_segment_header(data, name) != 1:
+                continue
+        except CorruptionError:  # a header a crash cut short: no records behind it
+            continue
+        offset = FILE_HEADER_SIZE
+        while (record := record_at(data, offset)) is not None:
+            if data[offset + 4] >= VALUE_LEN_U8:
+                found.append(f"{name}: a version-2 record at offset {offset}")
+            offset += record[1]
+    return found

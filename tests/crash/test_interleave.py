@@ -21,6 +21,14 @@ def test_interleaved_processes_lose_nothing_and_show_only_prefixes() -> None:
     assert figures.power_states > 0
 
 
+def test_writers_starting_from_a_format_1_store_roll_over_and_lose_nothing() -> None:
+    """The store an older seglog created: each writer's first append rolls over to a
+    version-2 segment, interleaved and crashed like the rest."""
+    figures = campaign(range(4), crashes_per_seed=4, legacy=True)
+    assert figures.violations == []
+    assert figures.process_crashes == figures.machine_crashes == 16
+
+
 def test_a_writer_that_does_not_catch_up_before_appending_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
