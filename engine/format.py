@@ -206,10 +206,10 @@ def decode_value(data: bytes, key: bytes, where: str) -> bytes:
         raise CorruptionError(f"{where}: record is short ({len(data)} bytes)")
     if _CRC.unpack_from(data)[0] != crc32c(memoryview(data)[4:]):
         raise CorruptionError(f"{where}: record CRC mismatch")
-    parsed = parse_record(data, 0)
-    if parsed is None or parsed[5] != len(data):
+    parsed = _parse_header(data, 0, MAX_KEY_SIZE)  # the CRC, checked above, is not checked again
+    if parsed is None or parsed[6] != len(data):
         raise CorruptionError(f"{where}: record header is damaged")
-    rtype, _seq, _expires, head, klen, _size = parsed
+    _crc, rtype, _seq, _expires, head, klen, _size = parsed
     end = head + klen
     if data[head:end] != key or rtype not in (PUT, BATCH_PUT):
         raise CorruptionError(f"{where}: record does not hold the expected key")
@@ -226,6 +226,16 @@ def parse_record(
     format limits before anything is sliced, so garbage never allocates,
     overflows or raises.
     """
+    parsed = _parse_header(data, offset, max_key)
+    if parsed is None or parsed[0] != crc32c(data[offset + 4 : offset + parsed[6]]):
+        return None
+    return parsed[1:]
+
+
+def _parse_header(
+    data: bytes | memoryview, offset: int, max_key: int
+) -> tuple[int, int, int, float, int, int, int] | None:
+    """``parse_record``'s checks but the CRC's; its tuple with the stored CRC in front."""
     if offset < 0 or len(data) - offset < MIN_HEADER_SIZE:
         return None
     layout = LAYOUTS[data[offset + 4]]
@@ -238,13 +248,12 @@ def parse_record(
     if klen > max_key or vlen > MAX_VALUE_SIZE:
         return None
     size = head + klen + vlen
-    end = offset + size
-    if end > len(data) or crc != crc32c(data[offset + 4 : end]):
+    if offset + size > len(data):
         return None
     expires_at = unpack_expiry(data, offset + expiry_at)[0] if expiry_at else NO_EXPIRY
     if not expires_at >= 0.0 or math.isinf(expires_at):
         return None
-    return tag & TYPE_MASK, seq, expires_at, head, klen, size
+    return crc, tag & TYPE_MASK, seq, expires_at, head, klen, size
 
 
 def decode_record_at(data: bytes | memoryview, offset: int) -> tuple[DecodedRecord, int] | None:
